@@ -1,0 +1,220 @@
+"""Readings: frozen, time-stamped values a reader returns, plus Fault and Finding.
+
+Every reading carries `at` (UTC). A reader never raises into the UI: the poller turns an
+exception into a `Fault` (what, where, since when, why) and keeps the last good reading.
+
+Domain sections below are kept apart by headers; add a domain's readings in its own section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Protocol, runtime_checkable
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Severity(IntEnum):
+    """Ordered worst-last, so max() finds the worst. Exit codes follow Nagios."""
+
+    OK = 0
+    INFO = 1
+    WARNING = 2
+    UNKNOWN = 3
+    CRITICAL = 4
+
+    @property
+    def exit_code(self) -> int:
+        return {
+            Severity.OK: 0,
+            Severity.INFO: 0,
+            Severity.WARNING: 1,
+            Severity.CRITICAL: 2,
+            Severity.UNKNOWN: 3,
+        }[self]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+Key = tuple[str, str]
+"""(domain, target): ("host", "local"), ("containers", "local"), ("cert", "fufu.land") …"""
+
+
+@runtime_checkable
+class Reading(Protocol):
+    @property
+    def at(self) -> datetime: ...
+
+
+@runtime_checkable
+class HasMetrics(Protocol):
+    """Readings that feed sparklines expose numbers by name; the store keeps their history."""
+
+    def metrics(self) -> Mapping[str, float]: ...
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A reader that could not read. `since` is when the failures began; `at` the latest."""
+
+    what: str  # "host unreachable", "docker endpoint failed" …
+    where: str  # "host:fufuwuqi", "containers:local" …
+    since: datetime
+    why: str  # one line, for a human; never holds a secret
+    at: datetime
+
+    def again(self, at: datetime, why: str) -> Fault:
+        return Fault(self.what, self.where, self.since, why, at)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something that needs attention, made by a pure rule in lab.health."""
+
+    severity: Severity
+    key: Key  # the store entry it is about
+    subject: str  # what exactly: "/var", "jellyfin", "wg0 peer phone"
+    message: str  # "disk 93 % full (warn at 90 %)"
+    row: str | None = None  # the row id in that domain's table, for Enter-to-jump
+    rule: str = ""
+
+    @property
+    def pane(self) -> str:
+        return self.key[0]
+
+
+# ---------------------------------------------------------------- hosts
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    mount: str
+    device: str
+    fstype: str
+    size: int  # bytes
+    used: int
+    available: int
+
+    @property
+    def percent(self) -> float:
+        # df's "Use%": used / (used + available), the root-reserved blocks excluded
+        denominator = self.used + self.available
+        return 100.0 * self.used / denominator if denominator else 0.0
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A systemd unit's state as `systemctl show` reports it."""
+
+    name: str
+    active: str  # active, inactive, failed, activating …
+    sub: str  # running, dead, exited …
+    since: datetime | None = None
+    main_pid: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Fail2banJail:
+    name: str
+    banned: int
+    total_banned: int = 0
+
+
+@dataclass(frozen=True)
+class HostState:
+    at: datetime
+    host: str
+    hostname: str
+    kernel: str
+    uptime: float  # seconds
+    load: tuple[float, float, float]
+    cpus: int
+    cpu_percent: float | None  # None until two samples exist
+    mem_total: int  # bytes
+    mem_available: int
+    swap_total: int
+    swap_free: int
+    filesystems: tuple[Filesystem, ...] = ()
+    systemd: bool | None = None  # None: not asked (local default); False: no systemd on host
+    services: tuple[Unit, ...] = ()  # the configured services
+    failed_units: tuple[str, ...] = ()
+    fail2ban: tuple[Fail2banJail, ...] | None = None  # None: fail2ban not present
+
+    @property
+    def mem_used(self) -> int:
+        return self.mem_total - self.mem_available
+
+    @property
+    def mem_percent(self) -> float:
+        return 100.0 * self.mem_used / self.mem_total if self.mem_total else 0.0
+
+    @property
+    def swap_used(self) -> int:
+        return self.swap_total - self.swap_free
+
+    @property
+    def swap_percent(self) -> float:
+        return 100.0 * self.swap_used / self.swap_total if self.swap_total else 0.0
+
+    def metrics(self) -> Mapping[str, float]:
+        out = {"mem": self.mem_percent, "load1": self.load[0]}
+        if self.cpu_percent is not None:
+            out["cpu"] = self.cpu_percent
+        return out
+
+
+# ---------------------------------------------------------------- containers
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    container_port: str  # "80/tcp"
+    host_ip: str
+    host_port: str
+
+    def __str__(self) -> str:
+        host = f"{self.host_ip}:" if self.host_ip not in ("", "0.0.0.0") else ""  # noqa: S104
+        return f"{host}{self.host_port}->{self.container_port}"
+
+
+@dataclass(frozen=True)
+class Container:
+    id: str  # full id
+    name: str
+    image: str
+    state: str  # running, exited, restarting, paused, created, dead
+    status: str  # the engine's human status, "Up 3 minutes (healthy)"
+    health: str | None  # healthy, unhealthy, starting; None without a healthcheck
+    restart_count: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    exit_code: int | None
+    ports: tuple[PortMapping, ...] = ()
+    cpu_percent: float | None = None
+    mem_usage: int | None = None  # bytes
+    mem_limit: int | None = None
+    restart_policy: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+@dataclass(frozen=True)
+class ContainerEndpointState:
+    """Everything one Docker/Podman endpoint holds, read in one pass."""
+
+    at: datetime
+    endpoint: str  # the endpoint's name: "local", a host name, or a configured name
+    engine: str  # "podman 4.3.1", "docker 24.0.7"
+    api_version: str
+    containers: tuple[Container, ...] = ()

@@ -1,0 +1,138 @@
+"""Schedules every reader: one task per (domain, target), re-armed after each poll.
+
+Polls of one target never overlap (the next sleep starts only after the poll ends), each poll
+has a timeout, and failures back off exponentially up to a cap. A reader's exception becomes a
+Fault in the store; it never reaches the UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from lab.model import Fault, Key, Reading, utcnow
+from lab.store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class ReadError(Exception):
+    """A reader's expected failure: `what` names it ("host unreachable"), str() says why."""
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(why)
+        self.what = what
+
+
+class Reader(Protocol):
+    """One target of one domain. `read()` returns a reading or raises (ReadError preferred)."""
+
+    @property
+    def key(self) -> Key: ...
+
+    @property
+    def interval(self) -> float: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    async def read(self) -> Reading: ...
+
+    async def close(self) -> None: ...
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(what, why) for an exception, one line each."""
+    if isinstance(exc, ReadError):
+        return exc.what, str(exc)
+    if isinstance(exc, TimeoutError):
+        return "timed out", "no answer within the poll timeout"
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return "read failed", f"{type(exc).__name__}: {why}"
+
+
+class Poller:
+    def __init__(
+        self,
+        store: Store,
+        readers: Sequence[Reader],
+        *,
+        clock: Clock = utcnow,
+        max_backoff: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.readers = list(readers)
+        self.clock = clock
+        self.max_backoff = max_backoff
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._wake: dict[Key, asyncio.Event] = {}
+        for reader in self.readers:
+            store.expect(reader.key)
+
+    async def poll(self, reader: Reader) -> bool:
+        """One poll with its timeout; publishes a reading or a fault. True on success."""
+        key = reader.key
+        try:
+            reading = await asyncio.wait_for(reader.read(), reader.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a reader must never take the console down
+            what, why = describe(exc)
+            log.debug("poll %s failed: %s", key, why)
+            now = self.clock()
+            previous = self.store.expect(key).fault
+            fault = (
+                previous.again(now, why)
+                if previous is not None and previous.what == what
+                else Fault(what, f"{key[0]}:{key[1]}", previous.since if previous else now, why, now)
+            )
+            self.store.publish_fault(key, fault)
+            return False
+        self.store.publish(key, reading)
+        return True
+
+    async def poll_all(self) -> None:
+        """One pass over every reader, concurrently (`hlcon status`)."""
+        await asyncio.gather(*(self.poll(r) for r in self.readers))
+
+    async def _loop(self, reader: Reader) -> None:
+        failures = 0
+        wake = self._wake[reader.key]
+        while True:
+            ok = await self.poll(reader)
+            failures = 0 if ok else failures + 1
+            delay = reader.interval if ok else min(reader.interval * 2**failures, self.max_backoff)
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+
+    def start(self) -> None:
+        for reader in self.readers:
+            if reader.key not in self._tasks:
+                self._wake[reader.key] = asyncio.Event()
+                self._tasks[reader.key] = asyncio.create_task(
+                    self._loop(reader), name=f"poll {reader.key[0]}:{reader.key[1]}"
+                )
+
+    def refresh(self, key: Key | None = None) -> None:
+        """Poll now (one target or all) instead of waiting for the interval."""
+        for k, event in self._wake.items():
+            if key is None or k == key:
+                event.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for reader in self.readers:
+            with contextlib.suppress(Exception):
+                await reader.close()

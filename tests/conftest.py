@@ -1,0 +1,7 @@
+"""Shared fixtures. Testbed components register here; each module owns one component."""
+
+from __future__ import annotations
+
+pytest_plugins: list[str] = [
+    # "tests.testbed.podman", "tests.testbed.sshd", … — one line per component
+]

@@ -1,0 +1,52 @@
+"""The console script. `hlcon` starts the TUI; its subcommands are the headless twins.
+
+Each subcommand lives in tui/commands/<name>.py and exposes `register(subparsers)`, which adds
+its parser and sets `func(args) -> int` (the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lab import __version__
+
+COMMANDS = ("config", "status", "audit", "do", "secret")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hlcon",
+        description="The operations console for homelabs. Without a command: the TUI.",
+    )
+    parser.add_argument("--version", action="version", version=f"hlcon {__version__}")
+    parser.add_argument("--config", type=Path, help="config file (else $HLCON_CONFIG, XDG, default)")
+    parser.add_argument("--read-only", action="store_true", help="refuse every action")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"tui.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tui.commands.{name}":
+                raise
+            continue  # not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        from tui.commands.console import run_console
+
+        return run_console(args)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

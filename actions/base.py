@@ -152,7 +152,7 @@ class Action(ABC):
         self.lab = lab
 
     @classmethod
-    def create(cls, target: Target, lab: Lab, params: Mapping[str, str]) -> Action:
+    def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> Action:
         """Build from a CLI or TUI request; families that take parameters (--name, --snapshot …)
         override this and raise ValueError with a clear message for bad ones."""
         return cls(target, lab)

@@ -1,13 +1,337 @@
-"""Host reader (being written)."""
+"""Host reader: load, CPU %, memory, swap, filesystems, uptime — for this machine and SSH hosts.
+
+One shell command gathers everything in one round trip (pyinfra's facts: a command plus pure
+parsers). The same parsers serve this machine (LocalExecutor) and every SSH host (lab.ssh), so
+what the local pane shows is exactly what a remote host would show.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
+
+from lab.execute import Executor
+from lab.model import Filesystem, HostState, Key, utcnow
+from lab.poller import ReadError
 
 if TYPE_CHECKING:
     from lab.poller import Reader
-    from lab.wiring import Lab
+    from lab.wiring import Clock, Lab
+
+# Sections are marked so one output carries every fact; each `cat` is allowed to fail alone.
+# `df -PT -k` is GNU; busybox/BSD df lack -T, hence the fallback (the parser takes both shapes).
+_SECTIONS = (
+    ("hostname", "cat /proc/sys/kernel/hostname 2>/dev/null || hostname"),
+    ("kernel", "uname -sr"),
+    ("loadavg", "cat /proc/loadavg"),
+    ("meminfo", "cat /proc/meminfo"),
+    ("uptime", "cat /proc/uptime"),
+    ("stat", "grep -E '^cpu[0-9]* ' /proc/stat"),
+    ("df", "df -PT -k 2>/dev/null || df -P -k"),
+)
+# The first poll samples /proc/stat twice so even a one-shot `hlcon status` has a CPU %.
+_FIRST_SAMPLE = ("stat0", "grep -E '^cpu ' /proc/stat; sleep 0.25")
+
+# Filesystems that say nothing about disk space.
+PSEUDO_FS = frozenset(
+    {
+        "tmpfs",
+        "devtmpfs",
+        "proc",
+        "sysfs",
+        "cgroup",
+        "cgroup2",
+        "devpts",
+        "mqueue",
+        "squashfs",
+        "nsfs",
+        "efivarfs",
+        "overlayfs-meta",
+        "autofs",
+        "fusectl",
+        "tracefs",
+        "debugfs",
+        "securityfs",
+        "pstore",
+        "bpf",
+        "configfs",
+        "hugetlbfs",
+        "ramfs",
+        "none",
+    }
+)
+
+
+def host_script(first: bool = False) -> str:
+    """The shell text run on the host. Fixed text: nothing from config or input goes in it."""
+    sections = ((_FIRST_SAMPLE,) if first else ()) + _SECTIONS
+    return "; ".join(f"echo '@@{name}'; {{ {cmd}; }}" for name, cmd in sections)
+
+
+def split_sections(text: str) -> dict[str, str]:
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("@@") and line[2:].isidentifier():
+            current = sections.setdefault(line[2:], [])
+        elif current is not None:
+            current.append(line)
+    return {k: "\n".join(v) for k, v in sections.items()}
+
+
+# ---------------------------------------------------------------- pure parsers
+
+
+def parse_loadavg(text: str) -> tuple[float, float, float]:
+    """/proc/loadavg: "0.52 0.58 0.59 1/467 12345"."""
+    fields = text.split()
+    try:
+        return float(fields[0]), float(fields[1]), float(fields[2])
+    except (IndexError, ValueError):
+        raise ValueError(f"not /proc/loadavg: {text[:60]!r}") from None
+
+
+def parse_meminfo(text: str) -> dict[str, int]:
+    """/proc/meminfo → bytes by field name ("MemTotal": 25258168320 …)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, rest = line.partition(":")
+        parts = rest.split()
+        if not sep or not parts:
+            continue
+        try:
+            value = int(parts[0])
+        except ValueError:
+            continue
+        out[name.strip()] = value * 1024 if len(parts) > 1 and parts[1] == "kB" else value
+    if "MemTotal" not in out:
+        raise ValueError("not /proc/meminfo: no MemTotal")
+    return out
+
+
+def mem_available(meminfo: Mapping[str, int]) -> int:
+    """MemAvailable where the kernel gives it (3.14+), else free + buffers + cache."""
+    if "MemAvailable" in meminfo:
+        return meminfo["MemAvailable"]
+    return sum(meminfo.get(k, 0) for k in ("MemFree", "Buffers", "Cached", "SReclaimable"))
+
+
+def parse_uptime(text: str) -> float:
+    try:
+        return float(text.split()[0])
+    except (IndexError, ValueError):
+        raise ValueError(f"not /proc/uptime: {text[:60]!r}") from None
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    busy: int
+    total: int
+
+
+def parse_proc_stat(text: str) -> tuple[CpuTimes, int]:
+    """The aggregate `cpu` line of /proc/stat → (times, number of cpuN lines)."""
+    total_line: CpuTimes | None = None
+    cpus = 0
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or not fields[0].startswith("cpu"):
+            continue
+        if fields[0] != "cpu":
+            cpus += 1
+            continue
+        try:
+            values = [int(v) for v in fields[1:]]
+        except ValueError:
+            raise ValueError(f"not /proc/stat: {line[:60]!r}") from None
+        if len(values) < 4:
+            raise ValueError(f"not /proc/stat: {line[:60]!r}")
+        # user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is
+        # already counted in user, so only the first eight fields make the total.
+        values = values[:8]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        total_line = CpuTimes(busy=sum(values) - idle, total=sum(values))
+    if total_line is None:
+        raise ValueError("not /proc/stat: no aggregate cpu line")
+    return total_line, cpus
+
+
+def cpu_percent(prev: CpuTimes | None, cur: CpuTimes) -> float | None:
+    if prev is None or cur.total <= prev.total:
+        return None
+    busy = max(0, cur.busy - prev.busy)
+    return min(100.0, 100.0 * busy / (cur.total - prev.total))
+
+
+def parse_df(text: str) -> list[Filesystem]:
+    """`df -PT -k` (GNU, with a Type column) or `df -P -k` (busybox, BSD) → filesystems.
+
+    Mount points may hold spaces: they are everything after the Capacity column.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or not lines[0].startswith("Filesystem"):
+        raise ValueError("not df -P output: no header")
+    typed = " Type " in f" {lines[0]} "
+    out: list[Filesystem] = []
+    for line in lines[1:]:
+        fields = line.split()
+        # A capacity field like "22%" anchors the row even if a device name has spaces.
+        cap = next((i for i, f in enumerate(fields) if f.endswith("%") and f[:-1].isdigit()), None)
+        if cap is None or cap < (5 if typed else 4) or cap + 1 >= len(fields):
+            continue
+        try:
+            blocks, used, avail = (int(fields[cap - 3]), int(fields[cap - 2]), int(fields[cap - 1]))
+        except ValueError:
+            continue
+        fstype = fields[cap - 4] if typed else ""
+        device = " ".join(fields[: cap - (4 if typed else 3)])
+        mount = line.split(fields[cap], 1)[1].strip()
+        out.append(Filesystem(mount, device, fstype, blocks * 1024, used * 1024, avail * 1024))
+    return out
+
+
+def disk_filesystems(filesystems: Iterable[Filesystem]) -> tuple[Filesystem, ...]:
+    """Real disks only: no pseudo filesystems, no zero-size mounts, each mount once."""
+    seen: set[str] = set()
+    out = []
+    for fs in filesystems:
+        if fs.fstype in PSEUDO_FS or fs.size == 0 or fs.mount in seen:
+            continue
+        if not fs.fstype and fs.device in ("tmpfs", "devtmpfs", "none", "udev", "shm"):
+            continue  # busybox df has no Type column: judge by the device name
+        seen.add(fs.mount)
+        out.append(fs)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """The parsed output of one host_script() run, before CPU deltas."""
+
+    hostname: str
+    kernel: str
+    load: tuple[float, float, float]
+    meminfo: Mapping[str, int]
+    uptime: float
+    cpu: CpuTimes
+    cpus: int
+    first_cpu: CpuTimes | None
+    filesystems: tuple[Filesystem, ...]
+
+
+def parse_host_output(text: str) -> HostFacts:
+    """Every section of host_script()'s output; a missing or garbled section is a ValueError
+    naming it."""
+    sections = split_sections(text)
+
+    def need(name: str) -> str:
+        value = sections.get(name, "").strip()
+        if not value:
+            raise ValueError(f"no {name} in the host's output")
+        return value
+
+    try:
+        cpu, cpus = parse_proc_stat(need("stat"))
+        first = parse_proc_stat(sections["stat0"])[0] if sections.get("stat0") else None
+        return HostFacts(
+            hostname=sections.get("hostname", "").strip() or "?",
+            kernel=sections.get("kernel", "").strip(),
+            load=parse_loadavg(need("loadavg")),
+            meminfo=parse_meminfo(need("meminfo")),
+            uptime=parse_uptime(need("uptime")),
+            cpu=cpu,
+            cpus=cpus or 1,
+            first_cpu=first,
+            filesystems=disk_filesystems(parse_df(sections.get("df", "") or "Filesystem")),
+        )
+    except ValueError as exc:
+        raise ValueError(f"unexpected host output: {exc}") from None
+
+
+# ---------------------------------------------------------------- the reader
+
+
+class HostReader:
+    """Polls one host through an Executor. Keeps the previous CPU counters for CPU %."""
+
+    def __init__(
+        self,
+        name: str,
+        executor: Executor,
+        *,
+        interval: float,
+        timeout: float,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.name = name
+        self.executor = executor
+        self._interval = interval
+        self._timeout = timeout
+        self._clock = clock
+        self._prev_cpu: CpuTimes | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("host", self.name)
+
+    @property
+    def interval(self) -> float:
+        return self._interval
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    async def read(self) -> HostState:
+        first = self._prev_cpu is None
+        result = await self.executor.run(
+            ["sh", "-c", host_script(first=first)], timeout=self._timeout
+        )
+        if not result.stdout.strip():
+            raise ReadError("host read failed", f"no output ({result.brief()})")
+        try:
+            facts = parse_host_output(result.stdout)
+        except ValueError as exc:
+            raise ReadError("host read failed", str(exc)) from None
+        prev = self._prev_cpu if self._prev_cpu is not None else facts.first_cpu
+        self._prev_cpu = facts.cpu
+        return self.state_from(facts, cpu_percent(prev, facts.cpu), self._clock())
+
+    def state_from(self, facts: HostFacts, cpu: float | None, at: datetime) -> HostState:
+        mem = facts.meminfo
+        return HostState(
+            at=at,
+            host=self.name,
+            hostname=facts.hostname,
+            kernel=facts.kernel,
+            uptime=facts.uptime,
+            load=facts.load,
+            cpus=facts.cpus,
+            cpu_percent=cpu,
+            mem_total=mem["MemTotal"],
+            mem_available=mem_available(mem),
+            swap_total=mem.get("SwapTotal", 0),
+            swap_free=mem.get("SwapFree", 0),
+            filesystems=facts.filesystems,
+        )
+
+    async def close(self) -> None:
+        return None
 
 
 def readers(lab: Lab) -> list[Reader]:
-    return []
+    console = lab.config.console
+    out: list[Reader] = []
+    if lab.config.local.enabled:
+        out.append(
+            HostReader(
+                lab.local_name,
+                lab.executor("local"),
+                interval=console.refresh,
+                timeout=console.timeout,
+                clock=lab.clock,
+            )
+        )
+    return out

@@ -1,0 +1,56 @@
+"""What every pane and screen of the console reads: one ConsoleContext per app.
+
+Panes reach it as `self.ctx` (tui.panes.base.Pane); the app as `app.ctx`. Tests build one from
+frozen readings and a frozen clock with tests/tui/fixtures.py's `make_context`, without a poller
+or a runner, so snapshots are stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lab.config import Config
+from lab.model import utcnow
+from lab.store import Store
+
+if TYPE_CHECKING:
+    from lab.poller import Poller
+    from lab.wiring import Lab
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class ConsoleContext:
+    """The console's world.
+
+    config   the loaded Config (panes read their sections from it)
+    lab      the Lab (executors, shared clients); actions are built against it
+    store    the latest reading or Fault per (domain, target); panes only read it
+    poller   schedules the readers; None in snapshot tests (the store is pre-filled)
+    runner   actions.runner.Runner: the only way anything changes; None = no actions possible
+    clock    "now" for ages and findings; frozen in snapshot tests
+    audit    actions.audit.AuditLog the audit pane reads; None = taken from the runner if it
+             has one (`runner.audit`), else the pane says there is none
+    """
+
+    config: Config
+    lab: Lab | None
+    store: Store
+    poller: Poller | None = None
+    runner: Any = None  # actions.runner.Runner (Any: the runner is built beside this module)
+    clock: Clock = utcnow
+    audit: Any = None  # actions.audit.AuditLog
+
+    @property
+    def read_only(self) -> bool:
+        return self.config.console.read_only
+
+    def audit_log(self) -> Any:
+        """The AuditLog to show, or None."""
+        if self.audit is not None:
+            return self.audit
+        return getattr(self.runner, "audit", None)

@@ -1,0 +1,430 @@
+"""The base classes of every numbered pane: Pane (header with the data's age) and TablePane.
+
+Writing a domain pane (tui/panes/<domain>.py), then adding it to PANES in tui/panes/__init__.py:
+
+    class VpnPane(TablePane):
+        NUMBER = 4
+        PANE_ID = "vpn"
+        TITLE = "VPN"
+        DOMAINS = ("vpn",)                      # store domains shown: the header ages them
+        CONFIG_SECTION = "[[vpn]]"              # named by the placeholder when not configured
+        COLUMNS = ("Interface", "Peer", ("Handshake", 12), "Rx", "Tx")
+        ACTION_KEYS = {"a": "add peer", "d": "remove peer"}   # key -> verb (becomes a binding)
+
+        @classmethod
+        def configured(cls, config: Config) -> bool:
+            return bool(config.vpn)
+
+        def rows(self) -> Iterable[Row]:        # read self.ctx.store; no I/O here
+            for entry in self.entries():
+                ...
+                yield Row(id=f"{iface}/{peer.public_key}", cells=(...), data=peer)
+
+        def open_detail(self, row: Row) -> None:     # Enter on a row
+            self.app.push_screen(PeerDetail(row.data))
+
+        def make_action(self, verb: str, row: Row) -> Action | None:
+            if verb == "remove peer":
+                return PeerRemove(Target("peer", ..., ...), self.ctx.lab)
+            return None                           # None: "nothing to do" is notified
+
+The base launches what make_action returns through `app.launch(action)`: runner.prepare →
+ConfirmModal → runner.run with progress → a notification of the outcome. Bulk actions: read
+`self.filtered_rows()` (the rows the `/` filter leaves) and launch one Action for all of them.
+
+The app calls `refresh_from_store()` when the store changed (at most ~4×/s, only on the visible
+pane and never under a modal) and `tick()` once a second so ages move. Everything a pane shows
+comes from `self.ctx.store`; time comes from `self.ctx.clock()` (frozen in snapshot tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Static
+
+from lab.config import Config
+from lab.store import Entry
+
+if TYPE_CHECKING:
+    from actions.base import Action
+    from tui.context import ConsoleContext
+
+
+def ago(now: datetime, then: datetime) -> str:
+    """A compact age: 4s, 3m, 5h, 2d."""
+    seconds = max(0, int((now - then).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def cell_text(cell: object) -> str:
+    """The plain text of a cell, for filtering."""
+    if isinstance(cell, Text):
+        return cell.plain
+    return str(cell)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row. `id` is its stable key (the cursor follows it across refreshes, and an
+    overview Finding.row names it); `cells` match COLUMNS; `data` is whatever the pane needs
+    for detail and actions (usually the reading it came from)."""
+
+    id: str
+    cells: Sequence[RenderableType]
+    data: Any = field(default=None, compare=False)
+
+
+class PaneHeader(Static):
+    """The pane's first line(s): title, age of its data, and any Fault, loudly."""
+
+
+class Pane(Widget):
+    """A numbered pane. Subclasses set the ClassVars and `compose_body()`.
+
+    NUMBER          the key that shows it (1…9)
+    PANE_ID         a short id ("hosts"); the widget id is "pane-<PANE_ID>"
+    TITLE           shown in the header and the palette
+    DOMAINS         store domains this pane shows ("host", "containers" …); the header shows
+                    their age and faults. Empty: override `header_status()`.
+    CONFIG_SECTION  the config section to add when `configured()` is False ("[[vpn]]")
+    """
+
+    NUMBER: ClassVar[int] = 0
+    PANE_ID: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    DOMAINS: ClassVar[tuple[str, ...]] = ()
+    CONFIG_SECTION: ClassVar[str | None] = None
+    MAX_FAULT_LINES: ClassVar[int] = 3
+
+    DEFAULT_CSS = """
+    Pane { height: 1fr; width: 1fr; }
+    Pane > PaneHeader { height: auto; max-height: 5; padding: 0 1; background: $boost; }
+    Pane > PaneHeader.-fault { background: $error 25%; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id or f"pane-{self.PANE_ID}", classes=classes)
+
+    @classmethod
+    def configured(cls, config: Config) -> bool:
+        """False when the config has nothing for this pane (the placeholder is shown instead)."""
+        return True
+
+    @property
+    def ctx(self) -> ConsoleContext:
+        ctx: ConsoleContext = self.app.ctx  # type: ignore[attr-defined]
+        return ctx
+
+    def now(self) -> datetime:
+        return self.ctx.clock()
+
+    # ------------------------------------------------------------ composition
+
+    def compose(self) -> ComposeResult:
+        yield PaneHeader(id="pane-header")
+        yield from self.compose_body()
+
+    def compose_body(self) -> ComposeResult:
+        """The pane's content below the header."""
+        yield from ()
+
+    def on_mount(self) -> None:
+        self.refresh_from_store()
+
+    # ------------------------------------------------------------ data
+
+    def entries(self) -> list[Entry]:
+        """The store entries this pane shows (every entry of its DOMAINS)."""
+        out: list[Entry] = []
+        for domain in self.DOMAINS:
+            out.extend(self.ctx.store.domain(domain))
+        return out
+
+    def refresh_from_store(self) -> None:
+        """Re-read the store and redraw. Subclasses extend it (call super)."""
+        self.update_header()
+
+    def tick(self) -> None:
+        """Once a second: ages move even when no new reading arrived."""
+        self.update_header()
+
+    def refresh_now(self) -> None:
+        """`r`/F5: ask the poller to read this pane's domains now."""
+        poller = self.ctx.poller
+        if poller is None:
+            return
+        for entry in self.entries():
+            poller.refresh(entry.key)
+
+    def select_row(self, row_id: str) -> bool:
+        """Put the cursor on a row (the overview's Enter-to-jump). False if it isn't there."""
+        return False
+
+    # ------------------------------------------------------------ header
+
+    def header_status(self) -> tuple[str, list[str]]:
+        """(age text, fault lines) for the header, from `entries()`."""
+        entries = self.entries()
+        now = self.now()
+        if not entries:
+            return "no data source", []
+        waiting = [e for e in entries if e.reading is None and e.fault is None]
+        times = [e.updated for e in entries if e.updated is not None]
+        if not times:
+            age = "waiting for first reading"
+        else:
+            # the stalest entry is the honest age of the pane
+            age = f"updated {ago(now, min(times))} ago"
+            if waiting:
+                age += f" · {len(waiting)} waiting for first reading"
+        faults: list[str] = []
+        for entry in entries:
+            f = entry.fault
+            if f is None:
+                continue
+            last = (
+                f"last good reading {ago(now, entry.last_ok)} ago"
+                if entry.last_ok is not None
+                else "no good reading yet"
+            )
+            faults.append(
+                f"⚠ {f.what} — {f.where}, since {f.since:%H:%M:%S} "
+                f"({ago(now, f.since)}): {f.why}; {last}"
+            )
+        return age, faults
+
+    def update_header(self) -> None:
+        try:
+            header = self.query_one("#pane-header", PaneHeader)
+        except Exception:  # not composed yet
+            return
+        age, faults = self.header_status()
+        text = Text.assemble((f"{self.NUMBER} {self.TITLE}", "bold"), "  ", (age, "dim"))
+        shown = faults[: self.MAX_FAULT_LINES]
+        for line in shown:
+            text.append("\n")
+            text.append(line, "bold")
+        if len(faults) > len(shown):
+            text.append(f"\n… and {len(faults) - len(shown)} more faults")
+        header.set_class(bool(faults), "-fault")
+        header.update(text)
+
+
+class TablePane(Pane):
+    """A Pane holding one DataTable of `rows()`, with `/` filter, Enter detail, action keys.
+
+    COLUMNS       labels, or (label, width) pairs
+    ACTION_KEYS   {key: verb}: each becomes a binding (shown in the footer and `?` help) that
+                  calls `make_action(verb, selected row)` and launches the result
+    """
+
+    COLUMNS: ClassVar[Sequence[str | tuple[str, int]]] = ()
+    ACTION_KEYS: ClassVar[Mapping[str, str]] = {}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "start_filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    TablePane > #filter { display: none; height: 1; border: none; padding: 0 1; }
+    TablePane > #filter.-active { display: block; }
+    TablePane > DataTable { height: 1fr; }
+    TablePane > #empty { display: none; padding: 1 2; color: $text-muted; }
+    TablePane > #empty.-active { display: block; }
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # ACTION_KEYS become real bindings before Textual merges the class's bindings, so the
+        # footer, the help screen and key dispatch all see them.
+        own = cls.__dict__.get("ACTION_KEYS")
+        if own:
+            base = list(cls.__dict__.get("BINDINGS", []))
+            cls.BINDINGS = base + [
+                Binding(key, f"row_action({verb!r})", verb.capitalize())
+                for key, verb in own.items()
+            ]
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._all: list[Row] = []
+        self._shown: list[Row] = []
+        self._by_id: dict[str, Row] = {}
+        self._filter = ""
+        self._signature: list[tuple[str, tuple[str, ...]]] | None = None
+
+    # ------------------------------------------------------------ for subclasses
+
+    def rows(self) -> Iterable[Row]:
+        """Every row, in display order, read from the store. No I/O."""
+        return ()
+
+    def open_detail(self, row: Row) -> None:
+        """Enter on a row. Default: nothing."""
+
+    def make_action(self, verb: str, row: Row) -> Action | None:
+        """The Action for an ACTION_KEYS verb on a row, or None when it doesn't apply."""
+        return None
+
+    def empty_message(self) -> str:
+        """Shown instead of the table when there are no rows."""
+        return "nothing to show"
+
+    # ------------------------------------------------------------ queries
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#table", DataTable)
+
+    def filtered_rows(self) -> list[Row]:
+        """The rows the filter leaves, in display order (bulk actions act on these)."""
+        return list(self._shown)
+
+    def selected_row(self) -> Row | None:
+        table = self.table
+        if not self._shown or table.cursor_row < 0 or table.cursor_row >= len(self._shown):
+            return None
+        return self._shown[table.cursor_row]
+
+    def select_row(self, row_id: str) -> bool:
+        if row_id not in {r.id for r in self._shown}:
+            if row_id in self._by_id and self._filter:
+                self.set_filter("")
+            if row_id not in {r.id for r in self._shown}:
+                return False
+        index = self.table.get_row_index(row_id)
+        self.table.move_cursor(row=index)
+        self.table.focus()
+        return True
+
+    # ------------------------------------------------------------ composition
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="filter (Esc clears)", id="filter")
+        table: DataTable[Any] = DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        for column in self.COLUMNS:
+            if isinstance(column, tuple):
+                table.add_column(column[0], width=column[1], key=column[0])
+            else:
+                table.add_column(column, key=column)
+        yield table
+        yield Static(id="empty")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+
+    def focus_default(self) -> None:
+        self.table.focus()
+
+    # ------------------------------------------------------------ refresh
+
+    def refresh_from_store(self) -> None:
+        super().refresh_from_store()
+        try:
+            self.table  # noqa: B018 - composed?
+        except Exception:
+            return
+        self._all = list(self.rows())
+        self._by_id = {r.id: r for r in self._all}
+        self._apply()
+
+    def _matches(self, row: Row) -> bool:
+        needle = self._filter.casefold()
+        return not needle or any(needle in cell_text(c).casefold() for c in row.cells)
+
+    def _apply(self) -> None:
+        table = self.table
+        shown = [r for r in self._all if self._matches(r)]
+        signature = [(r.id, tuple(cell_text(c) for c in r.cells)) for r in shown]
+        empty = self.query_one("#empty", Static)
+        if not shown:
+            empty.update(
+                f"no rows match {self._filter!r}"
+                if self._filter and self._all
+                else self.empty_message()
+            )
+        empty.set_class(not shown, "-active")
+        if signature == self._signature:
+            self._shown = shown
+            return
+        current = self.selected_row()
+        keep = current.id if current is not None else None
+        scroll_y = table.scroll_y
+        table.clear()
+        for row in shown:
+            table.add_row(*row.cells, key=row.id)
+        self._shown = shown
+        self._signature = signature
+        if keep is not None and any(r.id == keep for r in shown):
+            table.move_cursor(row=table.get_row_index(keep), scroll=False)
+        table.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    # ------------------------------------------------------------ filter
+
+    def set_filter(self, text: str) -> None:
+        self._filter = text
+        box = self.query_one("#filter", Input)
+        if box.value != text:
+            box.value = text
+        self._apply()
+
+    def action_start_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-active")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("-active")
+        self.set_filter("")
+        self.table.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._filter = event.value
+        self._apply()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if not event.value:
+            self.query_one("#filter", Input).remove_class("-active")
+        self.table.focus()
+
+    # ------------------------------------------------------------ rows
+
+    @on(DataTable.RowSelected, "#table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        row = self._by_id.get(str(event.row_key.value))
+        if row is not None:
+            self.open_detail(row)
+
+    def action_row_action(self, verb: str) -> None:
+        row = self.selected_row()
+        if row is None:
+            self.notify(f"no row selected to {verb}", severity="warning")
+            return
+        action = self.make_action(verb, row)
+        if action is None:
+            self.notify(f"cannot {verb} {row.id}", severity="warning")
+            return
+        self.app.launch(action)  # type: ignore[attr-defined]

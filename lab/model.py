@@ -218,3 +218,88 @@ class ContainerEndpointState:
     engine: str  # "podman 4.3.1", "docker 24.0.7"
     api_version: str
     containers: tuple[Container, ...] = ()
+
+
+# ---------------------------------------------------------------- backups
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One restic snapshot. `size` is known from restic ≥ 0.17's summary, else None."""
+
+    id: str
+    short_id: str
+    time: datetime
+    host: str
+    paths: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    username: str = ""
+    size: int | None = None  # bytes processed by the backup that made it
+
+
+@dataclass(frozen=True)
+class SnapshotGroup:
+    """The newest snapshot of one (host, paths) set, and how old it is at reading time."""
+
+    host: str
+    paths: tuple[str, ...]
+    newest: Snapshot
+    count: int
+    age: float  # seconds, at the reading's `at`
+
+
+@dataclass(frozen=True)
+class RepoStats:
+    total_size: int  # bytes restorable (restic stats, restore-size mode)
+    total_file_count: int
+    snapshots_count: int
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """The last `restic check` that hlcon ran (restic keeps none: hlcon's state dir does)."""
+
+    at: datetime
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class RepoLock:
+    id: str
+    time: datetime
+    exclusive: bool
+    hostname: str
+    username: str
+    pid: int
+    process_gone: bool | None  # None: the locking host is not where restic runs, can't tell
+    age: float  # seconds, at the reading's `at`
+
+    @property
+    def stale(self) -> bool:
+        """restic's own rule: the process is gone, or the lock is older than 30 minutes."""
+        return bool(self.process_gone) or self.age > 30 * 60
+
+
+@dataclass(frozen=True)
+class RepoState:
+    at: datetime
+    name: str
+    repository: str  # the location as configured (never holds the password)
+    host: str  # where restic ran
+    restic_version: str
+    snapshots: tuple[Snapshot, ...] = ()  # oldest first, as restic lists them
+    groups: tuple[SnapshotGroup, ...] = ()
+    stats: RepoStats | None = None
+    last_check: CheckRecord | None = None
+    locks: tuple[RepoLock, ...] = ()
+
+    @property
+    def newest(self) -> Snapshot | None:
+        return max(self.snapshots, key=lambda s: s.time) if self.snapshots else None
+
+    def metrics(self) -> Mapping[str, float]:
+        out: dict[str, float] = {"snapshots": float(len(self.snapshots))}
+        if self.stats is not None:
+            out["size"] = float(self.stats.total_size)
+        return out

@@ -7,7 +7,7 @@ A faulted entry becomes a finding by `fault_finding` whatever its domain.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from lab.config import Config
@@ -129,4 +129,94 @@ def host_findings(state: HostState, config: Config, key: Key, now: datetime) -> 
                 rule="load",
             )
         )
+    return out
+
+
+# ---------------------------------------------------------------- backups
+
+
+@rule("backup")
+def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list[Finding]:
+    """No snapshot within max_age; last check failed or too old (or never run); stale lock."""
+    from lab.model import RepoState
+
+    if not isinstance(state, RepoState):
+        return []
+    cfg = next((b for b in config.backups if b.name == state.name), None)
+    if cfg is None:
+        return []
+    out: list[Finding] = []
+    newest = state.newest
+    if newest is None:
+        out.append(
+            Finding(
+                Severity.CRITICAL,
+                key,
+                state.name,
+                f"repo {state.name}: no snapshots",
+                rule="backup-age",
+            )
+        )
+    limit = timedelta(seconds=cfg.max_age)
+    for group in state.groups:
+        age = (now - group.newest.time).total_seconds()
+        if age > cfg.max_age:
+            paths = ", ".join(group.paths)
+            out.append(
+                Finding(
+                    Severity.CRITICAL,
+                    key,
+                    f"{group.host}:{paths}",
+                    f"repo {state.name}: newest snapshot of {group.host}:{paths} is "
+                    f"{_ago(now, group.newest.time)} old (max_age {_ago(now, now - limit)})",
+                    row=f"group:{group.host}:{paths}",
+                    rule="backup-age",
+                )
+            )
+    check = state.last_check
+    if check is None:  # hlcon has never run `check` here (restic keeps no record of it)
+        out.append(
+            Finding(
+                Severity.WARNING,
+                key,
+                "check",
+                f"repo {state.name}: never checked by hlcon",
+                rule="backup-check",
+            )
+        )
+    elif not check.ok:
+        out.append(
+            Finding(
+                Severity.CRITICAL,
+                key,
+                "check",
+                f"repo {state.name}: last check failed {_ago(now, check.at)} ago: {check.message}",
+                rule="backup-check",
+            )
+        )
+    elif (now - check.at).total_seconds() > cfg.check_max_age:
+        out.append(
+            Finding(
+                Severity.WARNING,
+                key,
+                "check",
+                f"repo {state.name}: last check {_ago(now, check.at)} ago "
+                f"(older than check_max_age)",
+                rule="backup-check",
+            )
+        )
+    for lock in state.locks:
+        if lock.stale:
+            why = "its process is gone" if lock.process_gone else f"{_ago(now, lock.time)} old"
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    key,
+                    f"lock {lock.id[:8]}",
+                    f"repo {state.name}: stale lock by PID {lock.pid} on {lock.hostname} ({why}); "
+                    f"unlock it from the backups pane",
+                    row=f"lock:{lock.id}",
+                    rule="backup-lock",
+                )
+            )
     return out

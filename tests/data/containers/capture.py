@@ -1,4 +1,5 @@
-"""Re-capture the JSON in this folder from real podman: `.venv/bin/python tests/data/containers/capture.py`.
+"""Re-capture the JSON in this folder from real podman:
+`.venv/bin/python tests/data/containers/capture.py`.
 
 Starts a private podman API service (tests.testbed.podman), makes the demo containers plus one with
 ports, and saves what the Docker-compatible and libpod APIs answer.
@@ -57,8 +58,8 @@ def main() -> None:
             "podman-4.3.1-libpod-stats-2.json",
             api.get(libpod_stats, params={"stream": "false"}).json(),
         )
-        save("podman-4.3.1-libpod-list.json",
-             api.get(base + "/v4.0.0/libpod/containers/json", params={"all": "true"}).json())  # fmt: skip
+        libpod_list = base + "/v4.0.0/libpod/containers/json"
+        save("podman-4.3.1-libpod-list.json", api.get(libpod_list, params={"all": "true"}).json())
         save("podman-4.3.1-stats-twosample-busy.json", api.stats("busy", stream=False))
 
 

@@ -1,8 +1,34 @@
-"""Secret references: keyring:SERVICE/USER, env:NAME, file:/PATH, command:ARGV… (TO BE WRITTEN)."""
+"""Secret references: keyring:SERVICE/USER, env:NAME, file:/PATH, command:ARGV.
+
+The config holds references, never values. A reference is resolved lazily (`resolve`), the value
+kept in this process's memory only and wrapped in a `Secret` whose str/repr are masked: printing,
+logging or formatting one into an exception shows `Secret(env:X, ******)`, never the value. Only
+`.reveal()` gives it, at the last moment (an env var for restic, a password for asyncssh).
+
+`revealed_values()` lists every value resolved in this process, so the audit log (and anything
+else that writes text out) can redact them.
+
+Errors (`SecretError`) name the reference and why it could not be resolved, never the value: a
+failing `command:` has its stderr's last line quoted, with anything it printed on stdout and every
+value resolved so far cut out of it.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
+import threading
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+SCHEMES = ("keyring", "env", "file", "command")
+REFERENCE_FORMS = "keyring:SERVICE/USER, env:NAME, file:/PATH or command:ARGV"
+DEFAULT_COMMAND_TIMEOUT = 30.0
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_MASK = "******"
 
 
 @dataclass(frozen=True)
@@ -12,3 +38,272 @@ class SecretRef:
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> SecretRef:
+        """`keyring:hlcon/offsite`, `env:RESTIC_PW`, `file:/run/secrets/x`, `command:sops -d …`.
+
+        Raises ValueError with a message that says which form was expected. Text without a known
+        scheme is not quoted back: it may be the secret itself, pasted in by mistake.
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"a secret reference is a string ({REFERENCE_FORMS})")
+        scheme, colon, body = text.partition(":")
+        if not colon or scheme not in SCHEMES:
+            raise ValueError(
+                f"not a secret reference: expected {REFERENCE_FORMS} "
+                "(the text itself is not repeated here in case it is the secret)"
+            )
+        if "\x00" in body:
+            raise ValueError(f"{scheme}: reference contains a NUL character")
+        if scheme == "keyring":
+            service, slash, user = body.rpartition("/")
+            if not slash or not service.strip() or not user.strip():
+                raise ValueError(
+                    f"keyring reference must be keyring:SERVICE/USER (e.g. keyring:hlcon/offsite), "
+                    f"got keyring:{body}"
+                )
+        elif scheme == "env":
+            if not _ENV_NAME.match(body):
+                raise ValueError(
+                    "env reference must be env:NAME with a variable name of letters, digits and _ "
+                    f"(e.g. env:RESTIC_PASSWORD), got env:{body}"
+                )
+        elif scheme == "file":
+            if not body or not Path(body).expanduser().is_absolute():
+                raise ValueError(
+                    f"file reference must be an absolute path (file:/run/secrets/x or file:~/x), "
+                    f"got file:{body}"
+                )
+        else:  # command
+            try:
+                argv = shlex.split(body)
+            except ValueError as exc:
+                raise ValueError(f"command reference cannot be split into words: {exc}") from None
+            if not argv:
+                raise ValueError("command reference has no command (e.g. command:pass show restic)")
+        return cls(scheme, body)
+
+    def command_argv(self) -> list[str]:
+        """The argv of a command: reference (split like a shell would, but run without one)."""
+        return shlex.split(self.value)
+
+    def keyring_service_user(self) -> tuple[str, str]:
+        service, _, user = self.value.rpartition("/")
+        return service, user
+
+
+class Secret:
+    """A resolved secret. str/repr/format are masked; `.reveal()` gives the value."""
+
+    __slots__ = ("_value", "ref")
+
+    def __init__(self, ref: SecretRef, value: str) -> None:
+        self.ref = ref
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.ref}, {_MASK})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> NoReturn:
+        # Pickling would write the value somewhere; refuse rather than leak.
+        raise TypeError("a Secret cannot be pickled")
+
+
+class SecretError(Exception):
+    """A reference that could not be resolved: `str()` is 'REF: why', never the value."""
+
+    def __init__(self, ref: SecretRef | str, reason: str) -> None:
+        self.ref = ref
+        self.reason = reason
+        super().__init__(f"{ref}: {reason}")
+
+
+_lock = threading.Lock()
+_cache: dict[SecretRef, Secret] = {}
+_revealed: set[str] = set()
+
+
+def revealed_values() -> frozenset[str]:
+    """Every secret value resolved in this process (for redaction)."""
+    with _lock:
+        return frozenset(_revealed)
+
+
+def forget_cached() -> None:
+    """Drop the cache (a changed keyring entry is read again); revealed_values() keeps them."""
+    with _lock:
+        _cache.clear()
+
+
+def resolve(ref: SecretRef | str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Secret:
+    """The secret a reference names, resolved once per process and cached in memory.
+
+    Raises SecretError (never with the value in it). Blocking: a `command:` runs a process and
+    `keyring:` may talk to D-Bus, so async callers use asyncio.to_thread.
+    """
+    if isinstance(ref, str):
+        try:
+            ref = SecretRef.parse(ref)
+        except ValueError as exc:
+            raise SecretError("<reference>", str(exc)) from None
+    with _lock:
+        cached = _cache.get(ref)
+    if cached is not None:
+        return cached
+    value = _RESOLVERS[ref.scheme](ref, timeout)
+    secret = Secret(ref, value)
+    with _lock:
+        _cache[ref] = secret
+        if value:
+            _revealed.add(value)
+    return secret
+
+
+def _resolve_env(ref: SecretRef, timeout: float) -> str:
+    value = os.environ.get(ref.value)
+    if value is None:
+        raise SecretError(ref, f"environment variable {ref.value} is not set")
+    if value == "":
+        raise SecretError(ref, f"environment variable {ref.value} is empty")
+    return value
+
+
+def _resolve_file(ref: SecretRef, timeout: float) -> str:
+    path = Path(ref.value).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        # strerror only: the path is already in the reference, the message adds nothing secret.
+        raise SecretError(
+            ref, f"cannot read {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SecretError(ref, f"{path} is not UTF-8 text") from None
+    value = _strip_newline(text)
+    if not value:
+        raise SecretError(ref, f"{path} is empty")
+    return value
+
+
+def _resolve_command(ref: SecretRef, timeout: float) -> str:
+    argv = ref.command_argv()
+    try:
+        proc = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise SecretError(ref, f"command not found: {argv[0]}") from None
+    except PermissionError:
+        raise SecretError(ref, f"command not executable: {argv[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise SecretError(ref, f"command timed out after {timeout:g}s") from None
+    except (OSError, ValueError) as exc:
+        raise SecretError(ref, f"command could not start: {type(exc).__name__}") from None
+    stdout = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        last = _last_line(proc.stderr.decode("utf-8", "replace"))
+        last = _redact(last, [_strip_newline(stdout), *stdout.splitlines()])
+        why = f"command exited with status {proc.returncode}"
+        raise SecretError(ref, f"{why}: {last}" if last else f"{why} (no message on stderr)")
+    value = _strip_newline(stdout)
+    if not value:
+        raise SecretError(ref, "command printed nothing on stdout")
+    return value
+
+
+def _resolve_keyring(ref: SecretRef, timeout: float) -> str:
+    import keyring
+    import keyring.errors
+
+    service, user = ref.keyring_service_user()
+    try:
+        value = keyring.get_password(service, user)
+    except keyring.errors.KeyringError as exc:
+        raise SecretError(ref, f"keyring unavailable: {_keyring_error(exc)}") from None
+    if value is None:
+        backend = type(keyring.get_keyring()).__name__
+        raise SecretError(
+            ref,
+            f"no entry for service {service!r}, user {user!r} in the keyring ({backend}); "
+            f"store one with: hlcon secret set {ref}",
+        )
+    return str(value)
+
+
+_RESOLVERS = {
+    "env": _resolve_env,
+    "file": _resolve_file,
+    "command": _resolve_command,
+    "keyring": _resolve_keyring,
+}
+
+
+def store_in_keyring(ref: SecretRef, value: str) -> str:
+    """Store `value` under a keyring: reference; returns the backend's name. Raises SecretError."""
+    import keyring
+    import keyring.errors
+
+    if ref.scheme != "keyring":
+        raise SecretError(ref, "only keyring: references can be stored (the others are read-only)")
+    if not value:
+        raise SecretError(ref, "refusing to store an empty secret")
+    service, user = ref.keyring_service_user()
+    try:
+        keyring.set_password(service, user, value)
+    except keyring.errors.KeyringError as exc:
+        raise SecretError(ref, f"cannot store in the keyring: {_keyring_error(exc)}") from None
+    with _lock:
+        _cache.pop(ref, None)
+        _revealed.add(value)
+    return type(keyring.get_keyring()).__name__
+
+
+def keyring_backend_name() -> str:
+    import keyring
+
+    return type(keyring.get_keyring()).__name__
+
+
+def redact(text: str, extra: list[str] | None = None) -> str:
+    """`text` with every resolved secret value (and `extra`) replaced by ******."""
+    return _redact(text, list(revealed_values()) + (extra or []))
+
+
+def _redact(text: str, values: list[str]) -> str:
+    for value in sorted({v for v in values if v}, key=len, reverse=True):
+        text = text.replace(value, _MASK)
+    return text
+
+
+def _keyring_error(exc: Exception) -> str:
+    # keyring's messages describe the backend, not the secret; keep the first line, short.
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return _redact(first[:200], list(revealed_values()))
+
+
+def _strip_newline(text: str) -> str:
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith("\n"):
+        return text[:-1]
+    return text
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return _redact(lines[-1][:300], list(revealed_values())) if lines else ""

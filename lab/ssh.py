@@ -1,13 +1,605 @@
-"""SSH connections to hosts (not built yet)."""
+"""SSH hosts: one asyncssh connection per host, made lazily, reused, reconnected with backoff.
+
+Host keys are verified strictly against the user's ~/.ssh/known_hosts, hlcon's own
+STATE_DIR/known_hosts and the host's configured `known_hosts`. asyncssh only says "not
+verifiable"; we tell the two cases apart because they mean opposite things:
+
+- unknown key (no key on file for that host): `HostKeyUnknown` — the host shows
+  "unverified host key SHA256:…" and the trust action (actions.hostkeys) can add it;
+- changed key (a different key on file): `HostKeyChanged` — the host is blocked loudly (every
+  read and action fails with it, a CRITICAL finding), audited once per change, and nothing
+  else is affected.
+
+Commands are argv lists, run as `shlex.join(argv)` (every argument quoted) by the remote
+user's shell. Environment values never travel on the remote command line (where `ps` on the
+host would show them): they are sent on stdin ahead of the input and exported by a fixed
+`sh -c` preamble, so secrets and non-secrets alike stay off it.
+
+Remote containers: `SshExecutor.docker_url()` forwards the host's Docker/Podman socket over the
+same connection to a local unix socket under STATE_DIR/run/ and returns its unix:// URL.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shlex
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+
+from lab.config import Config, HostConfig
+from lab.execute import CommandResult, LineSink
+from lab.poller import ReadError
 
 if TYPE_CHECKING:
-    from lab.execute import Executor
     from lab.wiring import Lab
 
+log = logging.getLogger(__name__)
 
-def executor_for(lab: Lab, host: str) -> Executor:
-    raise NotImplementedError("SSH hosts are not built yet")
+SHARED_KEY = "ssh"  # lab.shared[SHARED_KEY] is the SshPool
+BACKOFF_MAX = 30.0
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Reads NAME=VALUE lines from stdin up to an empty line, exports them, then runs the argv.
+# `export "$kv"` assigns the text literally: a value like $(id) is never evaluated.
+_ENV_PREAMBLE = 'while IFS= read -r kv && [ -n "$kv" ]; do export "$kv"; done; exec "$@"'
+# Where the Docker/Podman API usually listens, probed in order when docker_socket is unset.
+_SOCKET_PROBE = (
+    'for s in /run/podman/podman.sock /var/run/docker.sock "/run/user/$(id -u)/podman/podman.sock"'
+    '; do [ -S "$s" ] && { echo "$s"; exit 0; }; done; exit 1'
+)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class SshError(ReadError):
+    """A host could not be reached or trusted; `what` is the Fault's headline."""
+
+    def __init__(self, what: str, why: str, host: str) -> None:
+        super().__init__(what, why)
+        self.host = host
+
+
+class HostUnreachable(SshError):
+    def __init__(self, host: str, why: str) -> None:
+        super().__init__("host unreachable", why, host)
+
+
+class LoginFailed(SshError):
+    def __init__(self, host: str, why: str) -> None:
+        super().__init__("ssh login failed", why, host)
+
+
+@dataclass(frozen=True)
+class OfferedKey:
+    """The key a host presented: what the trust flow shows and writes."""
+
+    host: str  # the configured name
+    address: str
+    port: int
+    algorithm: str
+    fingerprint: str  # SHA256:…
+    openssh: str  # "ssh-ed25519 AAAA…"
+
+    @property
+    def pattern(self) -> str:
+        """The known_hosts host pattern: `addr` on port 22, else `[addr]:port`."""
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+    def known_hosts_line(self) -> str:
+        return f"{self.pattern} {self.openssh}\n"
+
+
+class HostKeyUnknown(SshError):
+    def __init__(self, key: OfferedKey) -> None:
+        super().__init__(
+            "unverified host key",
+            f"unverified host key {key.fingerprint} ({key.algorithm}) at {key.pattern}; "
+            f"check it, then trust it: hlcon do trust host:{key.host}",
+            key.host,
+        )
+        self.key = key
+
+
+class HostKeyChanged(SshError):
+    def __init__(self, key: OfferedKey, files: Sequence[Path]) -> None:
+        where = ", ".join(str(f) for f in files)
+        super().__init__(
+            "host key changed",
+            f"HOST KEY CHANGED: {key.pattern} now presents {key.fingerprint} ({key.algorithm}), "
+            f"which does not match the key on file in {where}; host blocked (possible "
+            "man-in-the-middle). If the host was reinstalled, remove its old line there.",
+            key.host,
+        )
+        self.key = key
+        self.files = tuple(files)
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def remote_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(command line for the remote shell, text to send on stdin before any input).
+
+    Every argument is shlex-quoted. With `env`, the values go on stdin, never on the line.
+    """
+    if not argv:
+        raise ValueError("empty command")
+    args = [str(a) for a in argv]
+    if any("\0" in a for a in args):
+        raise ValueError("NUL byte in a command argument")
+    if not env:
+        return shlex.join(args), ""
+    lines = []
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"not an environment variable name: {name!r}")
+        if "\n" in value or "\0" in value:
+            raise ValueError(f"environment value of {name} holds a newline or NUL")
+        lines.append(f"{name}={value}\n")
+    return shlex.join(["sh", "-c", _ENV_PREAMBLE, "hlcon-env", *args]), "".join(lines) + "\n"
+
+
+def state_dir(config: Config) -> Path:
+    """hlcon's state directory ([console] state_dir, else the XDG state dir)."""
+    if config.console.state_dir is not None:
+        return Path(config.console.state_dir).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("hlcon"))
+
+
+def own_known_hosts(config: Config) -> Path:
+    """hlcon's own known_hosts (what the trust action appends to)."""
+    return state_dir(config) / "known_hosts"
+
+
+def known_hosts_files(config: Config, host: HostConfig) -> list[Path]:
+    files = [Path("~/.ssh/known_hosts").expanduser(), own_known_hosts(config)]
+    if host.known_hosts is not None:
+        files.append(Path(host.known_hosts).expanduser())
+    return files
+
+
+def keys_on_file(files: Sequence[Path], address: str, port: int) -> list[asyncssh.SSHKey]:
+    """The trusted host keys the files hold for address:port (unreadable files are skipped)."""
+    out: list[asyncssh.SSHKey] = []
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        try:
+            known = asyncssh.import_known_hosts(text)
+        except (ValueError, asyncssh.KeyImportError) as exc:
+            log.warning("ignoring unparsable known_hosts %s: %s", path, exc)
+            continue
+        out.extend(known.match(address, address, port)[0])
+    return out
+
+
+def offered_key(host: str, address: str, port: int, key: asyncssh.SSHKey) -> OfferedKey:
+    return OfferedKey(
+        host=host,
+        address=address,
+        port=port,
+        algorithm=key.get_algorithm(),
+        fingerprint=key.get_fingerprint("sha256"),
+        openssh=key.export_public_key("openssh").decode().strip(),
+    )
+
+
+def _short_socket_path(directory: Path, name: str) -> Path:
+    """A unix socket path under `directory`, or a short one in /tmp when that would exceed the
+    108-byte sun_path limit."""
+    digest = hashlib.sha256(f"{directory}\0{name}".encode()).hexdigest()[:12]
+    path = directory / f"{name[:40]}-{digest}.sock"
+    if len(str(path)) < 100:
+        return path
+    return Path(tempfile.gettempdir()) / f"hlcon-{os.getuid()}" / f"{digest}.sock"
+
+
+# ---------------------------------------------------------------- the connection per host
+
+
+class _Client(asyncssh.SSHClient):
+    """Records the key a host offered when it is not among the trusted ones."""
+
+    def __init__(self) -> None:
+        self.offered: asyncssh.SSHKey | None = None
+
+    def validate_host_public_key(
+        self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+    ) -> bool:
+        self.offered = key
+        return False
+
+
+HostKeyListener = Callable[[HostKeyChanged], None]
+
+
+class SshHost:
+    """One host's connection, reused by every reader and action; safe to share across tasks."""
+
+    def __init__(
+        self,
+        config: Config,
+        host: HostConfig,
+        *,
+        on_key_changed: HostKeyListener | None = None,
+    ) -> None:
+        self.config = config
+        self.cfg = host
+        self._on_key_changed = on_key_changed
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._connecting: asyncio.Task[asyncssh.SSHClientConnection] | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_error: SshError | None = None
+        self._reported_change: str | None = None  # fingerprint already audited
+        self._forward: asyncssh.SSHListener | None = None
+        self._forward_conn: asyncssh.SSHClientConnection | None = None
+        self._socket_path: Path | None = None
+        self.connects = 0  # how many connections were made (for tests and the bench)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def blocked(self) -> HostKeyChanged | None:
+        """The changed-key error while this host is blocked."""
+        err = self._last_error
+        return err if isinstance(err, HostKeyChanged) else None
+
+    def reset_backoff(self) -> None:
+        """Connect on the next request (after the trust action, or a manual refresh)."""
+        self._failures = 0
+        self._retry_at = 0.0
+
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        self._conn = None
+        if self._connecting is None or self._connecting.done():
+            if time.monotonic() < self._retry_at and self._last_error is not None:
+                # Backing off: the last error again, nothing dialled.
+                raise self._last_error.with_traceback(None)
+            self._connecting = asyncio.get_running_loop().create_task(
+                self._connect(), name=f"ssh connect {self.name}"
+            )
+        # Shielded: one caller's timeout must not cancel the connect the others wait for.
+        return await asyncio.shield(self._connecting)
+
+    async def _connect(self) -> asyncssh.SSHClientConnection:
+        try:
+            conn = await self._open()
+        except SshError as err:
+            self._failures += 1
+            self._retry_at = time.monotonic() + min(2.0 ** (self._failures - 1), BACKOFF_MAX)
+            self._last_error = err
+            if isinstance(err, HostKeyChanged) and self._reported_change != err.key.fingerprint:
+                self._reported_change = err.key.fingerprint
+                log.critical("%s", err)
+                if self._on_key_changed is not None:
+                    try:
+                        self._on_key_changed(err)
+                    except Exception:  # the audit hook must not hide the block itself
+                        log.exception("host-key-changed hook failed for %s", self.name)
+            raise
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_error = None
+        self._reported_change = None
+        self._conn = conn
+        self.connects += 1
+        return conn
+
+    async def _connect_options(self) -> dict[str, Any]:
+        cfg = self.cfg
+        opts: dict[str, Any] = {
+            "port": cfg.port,
+            "username": cfg.user,
+            "connect_timeout": cfg.connect_timeout,
+            "login_timeout": cfg.connect_timeout,
+            "keepalive_interval": 30,
+            "keepalive_count_max": 3,
+        }
+        if cfg.identity is not None:
+            identity = Path(cfg.identity).expanduser()
+            if not identity.is_file():
+                raise LoginFailed(
+                    self.name, f"identity file {identity} not found (hosts {self.name} identity)"
+                )
+            opts["client_keys"] = [str(identity)]
+        if cfg.passphrase is not None:
+            from lab import secrets
+
+            try:
+                # Blocking (a command: or keyring: reference): off the event loop.
+                secret = await asyncio.to_thread(secrets.resolve, cfg.passphrase)
+            except secrets.SecretError as exc:
+                raise LoginFailed(self.name, f"identity passphrase: {exc}") from None
+            opts["passphrase"] = secret.reveal()
+        return opts
+
+    async def _open(self) -> asyncssh.SSHClientConnection:
+        cfg = self.cfg
+        files = known_hosts_files(self.config, cfg)
+        trusted = keys_on_file(files, cfg.address, cfg.port)
+        opts = await self._connect_options()
+        if trusted:
+            # Offer only algorithms we hold keys for, so a host with several keys presents
+            # the one on file (what OpenSSH does too).
+            opts["server_host_key_algs"] = list(dict.fromkeys(k.get_algorithm() for k in trusted))
+        client = _Client()
+        where = f"{cfg.address}:{cfg.port}"
+        try:
+            async with asyncio.timeout(cfg.connect_timeout + 1):
+                conn, _ = await asyncssh.create_connection(
+                    lambda: client,
+                    cfg.address,
+                    known_hosts=(trusted, [], []),
+                    **opts,
+                )
+            return conn
+        except asyncssh.HostKeyNotVerifiable:
+            if client.offered is None:
+                raise HostUnreachable(self.name, f"host key at {where} not verifiable") from None
+            key = offered_key(self.name, cfg.address, cfg.port, client.offered)
+            if trusted:
+                raise HostKeyChanged(key, [f for f in files if f.exists()]) from None
+            raise HostKeyUnknown(key) from None
+        except asyncssh.PermissionDenied:
+            how = f"key {cfg.identity}" if cfg.identity else "the agent's and ~/.ssh keys"
+            raise LoginFailed(
+                self.name, f"{cfg.user}@{where} refused {how} (permission denied)"
+            ) from None
+        except asyncssh.KeyImportError as exc:
+            raise LoginFailed(
+                self.name, f"cannot load identity {cfg.identity}: {exc} (wrong passphrase?)"
+            ) from None
+        except TimeoutError:
+            raise HostUnreachable(
+                self.name, f"no SSH answer from {where} within {cfg.connect_timeout:g}s"
+            ) from None
+        except ConnectionRefusedError:
+            raise HostUnreachable(self.name, f"connection refused at {where}") from None
+        except asyncssh.DisconnectError as exc:
+            raise HostUnreachable(self.name, f"{where} disconnected: {exc.reason}") from None
+        except OSError as exc:
+            raise HostUnreachable(self.name, f"{where}: {exc.strerror or exc}") from None
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_line: LineSink | None = None,
+    ) -> CommandResult:
+        command, preamble = remote_command(argv, env)
+        async with asyncio.timeout(timeout):
+            conn = await self.connection()
+            try:
+                proc = await conn.create_process(command, encoding="utf-8", errors="replace")
+            except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
+                self._conn = None
+                raise HostUnreachable(self.name, f"connection lost: {exc}") from None
+            try:
+                stdin = preamble + (input or "")
+                if stdin:
+                    proc.stdin.write(stdin)
+                proc.stdin.write_eof()
+                if on_line is None:
+                    out, err = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
+                else:
+                    out, err = await asyncio.gather(_pump(proc.stdout, on_line), proc.stderr.read())
+                await proc.wait_closed()
+            except (asyncssh.DisconnectError, BrokenPipeError, ConnectionError) as exc:
+                self._conn = None
+                raise HostUnreachable(self.name, f"connection lost: {exc}") from None
+            finally:
+                if not proc.is_closing():
+                    # timed out or cancelled: stop the remote command, keep the connection
+                    with contextlib.suppress(Exception):
+                        proc.send_signal("KILL")
+                    proc.close()
+        code = proc.exit_status
+        if code is None or code < 0:
+            code = 128 + _signal_number(proc.exit_signal[0] if proc.exit_signal else None)
+        return CommandResult(tuple(str(a) for a in argv), code, out, err)
+
+    async def docker_url(self) -> str:
+        """unix:// URL of a local socket forwarded to this host's Docker/Podman API socket."""
+        conn = await self.connection()
+        if self._forward is not None and self._forward_conn is conn and self._socket_path:
+            return f"unix://{self._socket_path}"
+        remote = self.cfg.docker_socket
+        if remote is None:
+            probe = await self.run(["sh", "-c", _SOCKET_PROBE], timeout=self.cfg.connect_timeout)
+            remote = probe.stdout.strip()
+            if not probe.ok or not remote:
+                raise ReadError(
+                    "no container socket",
+                    f"no Docker/Podman socket found on {self.name} (set docker_socket = "
+                    f'"/path" in [[hosts]] {self.name})',
+                )
+        local = _short_socket_path(state_dir(self.config) / "run", f"{self.name}-docker")
+        local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            local.unlink()
+        if self._forward is not None:
+            self._forward.close()
+        self._forward = await conn.forward_local_path(str(local), remote)
+        self._forward_conn = conn
+        self._socket_path = local
+        return f"unix://{local}"
+
+    async def close(self) -> None:
+        if self._forward is not None:
+            self._forward.close()
+            self._forward = None
+        if self._socket_path is not None:
+            with contextlib.suppress(OSError):
+                self._socket_path.unlink()
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            with contextlib.suppress(BaseException):
+                await self._connecting
+        if self._conn is not None:
+            self._conn.close()
+            with contextlib.suppress(Exception):
+                await self._conn.wait_closed()
+            self._conn = None
+
+
+def _signal_number(name: str | None) -> int:
+    import signal
+
+    if not name:
+        return 127
+    with contextlib.suppress(KeyError):
+        return int(signal.Signals["SIG" + name])
+    return 127
+
+
+async def _pump(stream: asyncssh.SSHReader[str], on_line: LineSink) -> str:
+    out: list[str] = []
+    while line := await stream.readline():
+        out.append(line)
+        on_line(line.rstrip("\n"))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- executor and pool
+
+
+class SshExecutor:
+    """lab.execute.Executor for one SSH host (shares its SshHost connection)."""
+
+    def __init__(self, ssh: SshHost) -> None:
+        self.ssh = ssh
+
+    @property
+    def host(self) -> str:
+        return self.ssh.name
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_line: LineSink | None = None,
+    ) -> CommandResult:
+        return await self.ssh.run(argv, timeout=timeout, input=input, env=env, on_line=on_line)
+
+    async def docker_url(self) -> str:
+        return await self.ssh.docker_url()
+
+
+class SshPool:
+    """Every SshHost of a Lab (lab.shared["ssh"]); Lab.close() calls aclose()."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.hosts: dict[str, SshHost] = {}
+        self.key_changed_listeners: list[HostKeyListener] = []
+
+    def get(self, name: str) -> SshHost:
+        if name not in self.hosts:
+            cfg = next((h for h in self.lab.config.hosts if h.name == name), None)
+            if cfg is None:
+                raise LookupError(f"no host named {name!r} in the config ([[hosts]] name = …)")
+            self.hosts[name] = SshHost(
+                self.lab.config,
+                cfg,
+                on_key_changed=self._key_changed,
+            )
+        return self.hosts[name]
+
+    def _key_changed(self, err: HostKeyChanged) -> None:
+        audit_key_changed(self.lab.config, err)
+        for listener in list(self.key_changed_listeners):
+            listener(err)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(h.close() for h in self.hosts.values()), return_exceptions=True)
+
+
+def audit_path(config: Config) -> Path:
+    if config.console.audit_log is not None:
+        return Path(config.console.audit_log).expanduser()
+    return state_dir(config) / "audit.jsonl"
+
+
+def audit_key_changed(config: Config, err: HostKeyChanged) -> None:
+    """One audit record per changed key: hlcon refused to talk to the host."""
+    from actions.audit import AuditLog, Who
+
+    AuditLog(audit_path(config)).append(
+        "refused",
+        who=Who.current(),
+        action="ssh.connect",
+        target=f"host:{err.host}",
+        reason=str(err),
+        result={
+            "fingerprint": err.key.fingerprint,
+            "algorithm": err.key.algorithm,
+            "known_hosts": [str(f) for f in err.files],
+        },
+        sync=True,
+    )
+
+
+def pool(lab: Lab) -> SshPool:
+    existing = lab.shared.get(SHARED_KEY)
+    if isinstance(existing, SshPool):
+        return existing
+    created = SshPool(lab)
+    lab.shared[SHARED_KEY] = created
+    return created
+
+
+def ssh_host(lab: Lab, host: str) -> SshHost:
+    return pool(lab).get(host)
+
+
+def executor_for(lab: Lab, host: str) -> SshExecutor:
+    return SshExecutor(ssh_host(lab, host))
+
+
+async def docker_url(lab: Lab, host: str) -> str:
+    """For the containers reader: the unix:// URL of `host`'s forwarded container socket."""
+    return await ssh_host(lab, host).docker_url()
+
+
+async def fetch_host_key(config: Config, host: HostConfig) -> OfferedKey:
+    """The key the host presents now (no login): what the trust action shows and writes."""
+    algs: Any = ()
+    try:
+        async with asyncio.timeout(host.connect_timeout + 1):
+            key = await asyncssh.get_server_host_key(
+                host.address, host.port, server_host_key_algs=algs
+            )
+    except TimeoutError:
+        raise HostUnreachable(host.name, f"no SSH answer from {host.address}:{host.port}") from None
+    except (OSError, asyncssh.Error) as exc:
+        raise HostUnreachable(host.name, f"{host.address}:{host.port}: {exc}") from None
+    if key is None:
+        raise HostUnreachable(host.name, f"{host.address}:{host.port} presented no host key")
+    return offered_key(host.name, host.address, host.port, key)

@@ -5,4 +5,6 @@ from __future__ import annotations
 pytest_plugins: list[str] = [
     # "tests.testbed.podman", "tests.testbed.sshd", … — one line per component
     "tests.testbed.podman",
+    "tests.testbed.sshd",
+    "tests.testbed.systemd",
 ]

@@ -1,0 +1,264 @@
+"""lab.ssh against real sshd on loopback: commands, quoting, env, timeouts, logins, host keys,
+fault isolation with the event loop's lag measured."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.config import Config, ConsoleConfig, HostConfig
+from lab.hosts import HostReader
+from lab.model import HostState
+from lab.poller import Poller
+from lab.ssh import (
+    HostKeyChanged,
+    HostKeyUnknown,
+    HostUnreachable,
+    LoginFailed,
+    SshExecutor,
+    own_known_hosts,
+    remote_command,
+    ssh_host,
+)
+from lab.store import Store
+from lab.wiring import Lab
+from tests.testbed.sshd import SshdLab, Tarpit
+
+pytestmark = pytest.mark.testbed
+
+
+def host_cfg(lab: SshdLab, i: int, **kw: object) -> HostConfig:
+    h = lab.hosts[i]
+    base: dict[str, object] = {
+        "name": h.name,
+        "address": h.address,
+        "port": h.port,
+        "user": lab.user,
+        "identity": lab.identity,
+        "known_hosts": lab.known_hosts,
+        "connect_timeout": 2.0,
+    }
+    base.update(kw)
+    return HostConfig(**base)  # type: ignore[arg-type]
+
+
+def make_lab(state: Path, *hosts: HostConfig) -> Lab:
+    return Lab(
+        Config(console=ConsoleConfig(state_dir=state, refresh=0.3, timeout=3.0), hosts=hosts)
+    )
+
+
+@pytest.fixture
+async def lab(sshd_hosts: SshdLab, tmp_path: Path):  # type: ignore[no-untyped-def]
+    the_lab = make_lab(tmp_path, *(host_cfg(sshd_hosts, i) for i in range(len(sshd_hosts.hosts))))
+    yield the_lab
+    await the_lab.close()
+
+
+async def test_argv_is_quoted_and_reaches_the_remote_verbatim(lab: Lab, tmp_path: Path) -> None:
+    ex = lab.executor("h0")
+    assert isinstance(ex, SshExecutor)
+    pwned = Path("/tmp/hlcon-pwned-ssh")
+    pwned.unlink(missing_ok=True)
+    nasty = ["x; touch /tmp/hlcon-pwned-ssh", "$(id)", "`id`", "a'b\"c", "*", "  spaced  "]
+    result = await ex.run(["printf", "%s\\n", *nasty], timeout=5)
+    assert result.ok, result.stderr
+    assert result.stdout.splitlines() == nasty
+    assert not pwned.exists()
+
+
+async def test_env_goes_on_stdin_not_on_the_command_line(lab: Lab) -> None:
+    ex = lab.executor("h1")
+    secret = "s3cr3t-$(id)-value"
+    cmd, preamble = remote_command(["true"], {"HLCON_T": secret})
+    assert secret not in cmd and secret in preamble
+    script = 'printf "%s\\n" "$HLCON_T"; tr "\\0" " " < /proc/$$/cmdline; echo; cat'
+    result = await ex.run(
+        ["sh", "-c", script], timeout=5, env={"HLCON_T": secret}, input="from stdin\n"
+    )
+    lines = result.stdout.splitlines()
+    assert lines[0] == secret  # exported literally, $(id) not evaluated
+    assert secret not in lines[1]  # the process's own command line never held it
+    assert lines[2] == "from stdin"  # input still follows the preamble
+
+
+async def test_streams_lines_and_reuses_one_connection(lab: Lab) -> None:
+    ex = lab.executor("h2")
+    seen: list[str] = []
+    result = await ex.run(
+        ["sh", "-c", "for i in 1 2 3; do echo line$i; done"], timeout=5, on_line=seen.append
+    )
+    assert seen == ["line1", "line2", "line3"]
+    assert result.returncode == 0
+    failed = await ex.run(["sh", "-c", "echo oops >&2; exit 7"], timeout=5)
+    assert failed.returncode == 7 and failed.brief() == "oops"
+    assert ssh_host(lab, "h2").connects == 1
+
+
+async def test_command_timeout_kills_the_command_not_the_connection(lab: Lab) -> None:
+    ex = lab.executor("h3")
+    with pytest.raises(TimeoutError):
+        await ex.run(["sleep", "30"], timeout=0.5)
+    after = await ex.run(["echo", "still here"], timeout=5)
+    assert after.stdout.strip() == "still here"
+    assert ssh_host(lab, "h3").connects == 1
+
+
+async def test_wrong_user_and_wrong_key_are_clear_faults(
+    sshd_hosts: SshdLab, tmp_path: Path
+) -> None:
+    other_key = tmp_path / "other"
+    import subprocess
+
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other_key)], check=True
+    )
+    the_lab = make_lab(
+        tmp_path,
+        host_cfg(sshd_hosts, 0, name="baduser", user="nobody-here"),
+        host_cfg(sshd_hosts, 0, name="badkey", identity=other_key),
+        host_cfg(sshd_hosts, 0, name="nokey", identity=tmp_path / "missing"),
+    )
+    try:
+        with pytest.raises(LoginFailed, match="nobody-here@127.0.0.21:.*permission denied"):
+            await the_lab.executor("baduser").run(["true"], timeout=5)
+        with pytest.raises(LoginFailed, match=f"refused key {other_key}"):
+            await the_lab.executor("badkey").run(["true"], timeout=5)
+        with pytest.raises(LoginFailed, match="identity file .*missing not found"):
+            await the_lab.executor("nokey").run(["true"], timeout=5)
+    finally:
+        await the_lab.close()
+
+
+async def test_unknown_host_key_names_its_fingerprint(sshd_hosts: SshdLab, tmp_path: Path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    the_lab = make_lab(tmp_path, host_cfg(sshd_hosts, 0, known_hosts=empty))
+    try:
+        with pytest.raises(HostKeyUnknown) as info:
+            await the_lab.executor("h0").run(["true"], timeout=5)
+        err = info.value
+        assert err.what == "unverified host key"
+        assert err.key.fingerprint.startswith("SHA256:")
+        assert err.key.openssh == sshd_hosts.hosts[0].host_key_pub
+        assert "hlcon do trust host:h0" in str(err)
+        # Trusted through hlcon's own known_hosts (what the trust action appends to):
+        own = own_known_hosts(the_lab.config)
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.write_text(err.key.known_hosts_line())
+        ssh_host(the_lab, "h0").reset_backoff()
+        assert (await the_lab.executor("h0").run(["echo", "ok"], timeout=5)).stdout == "ok\n"
+    finally:
+        await the_lab.close()
+
+
+async def test_changed_key_blocks_that_host_only_and_is_audited(
+    sshd_hosts: SshdLab, tmp_path: Path
+) -> None:
+    victim = sshd_hosts.extra_host("changed")
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd_hosts.known_hosts_text() + victim.known_hosts_line)
+    cfgs = [host_cfg(sshd_hosts, i, known_hosts=known) for i in range(2)]
+    victim_cfg = dataclasses.replace(
+        cfgs[0], name="changed", address=victim.address, port=victim.port
+    )
+    the_lab = make_lab(tmp_path, *cfgs, victim_cfg)
+    try:
+        assert (await the_lab.executor("changed").run(["true"], timeout=5)).ok
+        await ssh_host(the_lab, "changed").close()
+        victim.new_host_key()
+        for _ in range(2):  # audited once, however often it is retried
+            ssh_host(the_lab, "changed").reset_backoff()
+            with pytest.raises(HostKeyChanged, match="HOST KEY CHANGED") as info:
+                await the_lab.executor("changed").run(["true"], timeout=5)
+        assert ssh_host(the_lab, "changed").blocked is info.value
+        assert str(known) in str(info.value)
+        # The others go on.
+        for cfg in cfgs:
+            assert (await the_lab.executor(cfg.name).run(["true"], timeout=5)).ok
+        records = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+        assert [(r["phase"], r["target"]) for r in records] == [("refused", "host:changed")]
+        assert records[0]["result"]["fingerprint"] == info.value.key.fingerprint
+    finally:
+        await the_lab.close()
+
+
+async def test_dead_hosts_do_not_stall_the_others_or_the_loop(
+    sshd_hosts: SshdLab, tmp_path: Path
+) -> None:
+    """One host hangs after connect (tarpit), one has its sshd killed; the rest keep their
+    schedule and the event loop's lateness stays under 100 ms."""
+    tarpit = Tarpit("127.0.0.30")
+    killed = sshd_hosts.extra_host("killed")
+    killed.stop()
+    live = [host_cfg(sshd_hosts, i) for i in range(len(sshd_hosts.hosts))]
+    dead = [
+        host_cfg(sshd_hosts, 0, name="hung", address=tarpit.address, port=tarpit.port),
+        host_cfg(sshd_hosts, 0, name="killed", address=killed.address, port=killed.port),
+    ]
+    the_lab = make_lab(tmp_path, *live, *dead)
+    store = Store()
+    readers = [
+        HostReader(h.name, the_lab.executor(h.name), interval=0.3, timeout=3.0)
+        for h in (*live, *dead)
+    ]
+    poller = Poller(store, readers)
+    lag = 0.0
+
+    async def ticker() -> None:
+        nonlocal lag
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(0.01)
+            lag = max(lag, time.monotonic() - t0 - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    updates: dict[str, int] = {}
+    store.subscribe(lambda key: updates.__setitem__(key[1], updates.get(key[1], 0) + 1))
+    poller.start()
+    try:
+        # Until the hung host's connect timeout (2 s) has come and gone.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            hung = store.get(("host", "hung"))
+            if hung is not None and hung.fault is not None and updates.get("h0", 0) >= 8:
+                break
+    finally:
+        await poller.stop()
+        tick.cancel()
+        tarpit.close()
+        await the_lab.close()
+    for h in live:
+        entry = store.get(("host", h.name))
+        assert entry is not None and isinstance(entry.reading, HostState) and entry.fault is None
+        # polled every 0.3 s while the hung host waited 2 s for its timeout
+        assert updates[h.name] >= 5, updates
+    hung_entry, killed_entry = store.get(("host", "hung")), store.get(("host", "killed"))
+    assert hung_entry is not None and hung_entry.fault is not None
+    assert hung_entry.fault.what == "host unreachable" and "no SSH answer" in hung_entry.fault.why
+    assert killed_entry is not None and killed_entry.fault is not None
+    assert "connection refused" in killed_entry.fault.why
+    print(f"max event-loop lag {lag * 1000:.1f} ms")
+    assert lag < 0.1
+
+
+async def test_unreachable_errors_are_ssh_errors(sshd_hosts: SshdLab, tmp_path: Path) -> None:
+    killed = sshd_hosts.extra_host("gone")
+    killed.stop()
+    the_lab = make_lab(
+        tmp_path, host_cfg(sshd_hosts, 0, name="gone", address=killed.address, port=killed.port)
+    )
+    try:
+        with pytest.raises(HostUnreachable, match="connection refused"):
+            await the_lab.executor("gone").run(["true"], timeout=5)
+        # Backing off: the same error again at once, nothing dialled.
+        with pytest.raises(HostUnreachable, match="connection refused"):
+            await the_lab.executor("gone").run(["true"], timeout=5)
+    finally:
+        await the_lab.close()

@@ -125,11 +125,11 @@ async def test_wrong_user_and_wrong_key_are_clear_faults(
         host_cfg(sshd_hosts, 0, name="nokey", identity=tmp_path / "missing"),
     )
     try:
-        with pytest.raises(LoginFailed, match="nobody-here@127.0.0.21:.*permission denied"):
+        with pytest.raises(LoginFailed, match=r"nobody-here@127\.0\.0\.21:.*permission denied"):
             await the_lab.executor("baduser").run(["true"], timeout=5)
         with pytest.raises(LoginFailed, match=f"refused key {other_key}"):
             await the_lab.executor("badkey").run(["true"], timeout=5)
-        with pytest.raises(LoginFailed, match="identity file .*missing not found"):
+        with pytest.raises(LoginFailed, match=r"identity file .*missing not found"):
             await the_lab.executor("nokey").run(["true"], timeout=5)
     finally:
         await the_lab.close()

@@ -1,0 +1,452 @@
+"""Container actions: restart, start, stop one container; restart a set of them.
+
+Targets: `container:NAME@ENDPOINT` (ENDPOINT defaults to this machine's name) and, for the bulk
+restart, `containers:GLOB@ENDPOINT` or `containers:selection@ENDPOINT` with params
+{"names": [...]} (the TUI's filtered rows). Names are looked up exactly among the names the
+engine reports; a glob is matched in Python against those names — nothing typed reaches a shell.
+
+The Docker SDK blocks, so every call runs in a thread (lab.containers.DockerEndpoint.call).
+Verification re-reads the container: a new StartedAt and State.Running — and, where it has a
+healthcheck, a passing check that ran after the new start (waited for, within a bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from actions.base import (
+    Action,
+    ActionFailed,
+    BlastRadius,
+    Confirmation,
+    Outcome,
+    Plan,
+    Progress,
+    Step,
+    Target,
+)
+from actions.registry import register
+from lab.containers import DockerEndpoint, endpoints, find_container, list_names, match_names
+from lab.containers import parse_time as _parse_time
+from lab.poller import ReadError
+
+if TYPE_CHECKING:
+    from lab.wiring import Lab
+
+JSONDict = dict[str, Any]
+
+STOP_TIMEOUT = 10  # seconds the engine waits after SIGTERM before SIGKILL (Docker's default)
+RUNNING_WAIT = 30.0  # how long verify waits for the container to be running again
+HEALTH_WAIT = 60.0  # … and for a passing healthcheck after the new start
+POLL = 0.25
+
+
+def _endpoint(action: Action) -> DockerEndpoint:
+    where = action.target.where or action.lab.local_name
+    try:
+        return endpoints(action.lab).get(where)
+    except LookupError as exc:
+        raise ActionFailed(str(exc)) from None
+
+
+def _stop_timeout(inspect: Mapping[str, Any]) -> int:
+    value = (inspect.get("Config") or {}).get("StopTimeout")
+    return int(value) if isinstance(value, int) and 0 <= value <= 600 else STOP_TIMEOUT
+
+
+def _has_healthcheck(inspect: Mapping[str, Any]) -> bool:
+    test = (inspect.get("Config") or {}).get("Healthcheck") or {}
+    cmd = test.get("Test") if isinstance(test, Mapping) else None
+    if isinstance(cmd, list) and cmd and cmd[0] != "NONE":
+        return True
+    state = inspect.get("State") or {}
+    health = state.get("Health") or state.get("Healthcheck") or {}
+    return bool(isinstance(health, Mapping) and health.get("Status"))
+
+
+def _name(inspect: Mapping[str, Any]) -> str:
+    return str(inspect.get("Name") or inspect["Id"][:12]).lstrip("/")
+
+
+def _started(inspect: Mapping[str, Any]) -> str:
+    return str((inspect.get("State") or {}).get("StartedAt") or "")
+
+
+def healthy_since(inspect: Mapping[str, Any], start: datetime | None) -> bool | None:
+    """True: the latest healthcheck passed and ran after `start`; False: it failed after start;
+    None: no check has run since `start` yet."""
+    state = inspect.get("State") or {}
+    health = state.get("Health") or state.get("Healthcheck") or {}
+    log = health.get("Log") or []
+    if not log:
+        return None
+    last = log[-1]
+    ran = _parse_time(last.get("Start"))
+    if start is not None and (ran is None or ran < start):
+        return None
+    return last.get("ExitCode") == 0 and health.get("Status") == "healthy"
+
+
+async def _inspect(endpoint: DockerEndpoint, cid: str) -> JSONDict:
+    try:
+        data: JSONDict = await endpoint.call(lambda api: api.inspect_container(cid))
+    except ReadError as exc:
+        raise ActionFailed(f"cannot read container {cid[:12]} on {endpoint.name}: {exc}") from exc
+    return data
+
+
+async def wait_started(
+    endpoint: DockerEndpoint, cid: str, old_started: str, healthcheck: bool
+) -> JSONDict:
+    """Wait (bounded) until the container runs with a StartedAt other than `old_started` and,
+    with a healthcheck, a check since that start passed. Raises ActionFailed with what it saw."""
+    deadline = time.monotonic() + RUNNING_WAIT
+    inspect = await _inspect(endpoint, cid)
+    while True:
+        state = inspect.get("State") or {}
+        if state.get("Running") and _started(inspect) != old_started:
+            break
+        if time.monotonic() > deadline:
+            raise ActionFailed(
+                f"{_name(inspect)} is {state.get('Status')!r} "
+                f"(StartedAt {_started(inspect) or 'never'}); expected running with a new start",
+                {"state": state.get("Status"), "started_at": _started(inspect)},
+            )
+        await asyncio.sleep(POLL)
+        inspect = await _inspect(endpoint, cid)
+    if not healthcheck:
+        return inspect
+    start = _parse_time(_started(inspect))
+    deadline = time.monotonic() + HEALTH_WAIT
+    while True:
+        verdict = healthy_since(inspect, start)
+        if verdict:
+            return inspect
+        status = ((inspect.get("State") or {}).get("Health") or {}).get("Status")
+        if verdict is False and status == "unhealthy":
+            raise ActionFailed(
+                f"{_name(inspect)} restarted but its healthcheck fails (unhealthy)",
+                {"health": status, "started_at": _started(inspect)},
+            )
+        if time.monotonic() > deadline:
+            raise ActionFailed(
+                f"{_name(inspect)} runs but no passing healthcheck within {HEALTH_WAIT:g}s "
+                f"(health {status!r})",
+                {"health": status, "started_at": _started(inspect)},
+            )
+        await asyncio.sleep(POLL)
+        inspect = await _inspect(endpoint, cid)
+
+
+class _OneContainer(Action):
+    """Shared by the single-container families: look the container up exactly, plan one call."""
+
+    kind: ClassVar[str] = "container"
+    api_call: ClassVar[str]  # "POST /containers/{id}/restart"
+    blast: ClassVar[BlastRadius] = BlastRadius.SINGLE
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.target.where or self.lab.local_name
+
+    @property
+    def host(self) -> str:
+        return self.endpoint_name
+
+    @property
+    def lock_keys(self) -> tuple[str, ...]:
+        return (f"container:{self.target.name}@{self.endpoint_name}",)
+
+    async def _lookup(self) -> tuple[DockerEndpoint, JSONDict]:
+        endpoint = _endpoint(self)
+        try:
+            inspect = await find_container(endpoint, self.target.name)
+        except ReadError as exc:
+            raise ActionFailed(str(exc)) from exc
+        return endpoint, inspect
+
+    def confirmation(self, name: str) -> Confirmation:
+        return Confirmation(f"{self.verb.capitalize()} container {name} on {self.endpoint_name}?")
+
+    def describe(self, name: str, cid: str, stop_timeout: int) -> str:
+        call = self.api_call.format(id=cid[:12], t=stop_timeout)
+        return f"{self.verb} container {name} ({cid[:12]}) on {self.endpoint_name}: API {call}"
+
+    def notes(self, inspect: Mapping[str, Any]) -> tuple[str, ...]:
+        return ()
+
+    def cost(self, stop_timeout: int) -> str:
+        return ""
+
+    async def plan(self) -> Plan:
+        endpoint, inspect = await self._lookup()
+        cid = str(inspect["Id"])
+        name = _name(inspect)
+        timeout = _stop_timeout(inspect)
+        state = (inspect.get("State") or {}).get("Status", "?")
+        return Plan(
+            family=self.family,
+            target=Target("container", name, self.endpoint_name),
+            summary=f"{self.verb.capitalize()} container {name} on {self.endpoint_name} "
+            f"(now {state})",
+            steps=(Step(self.describe(name, cid, timeout), self.endpoint_name),),
+            blast_radius=self.blast,
+            confirmation=self.confirmation(name),
+            cost=self.cost(timeout),
+            notes=self.notes(inspect),
+            data={
+                "id": cid,
+                "name": name,
+                "endpoint": endpoint.name,
+                "started_at": _started(inspect),
+                "healthcheck": _has_healthcheck(inspect),
+                "stop_timeout": timeout,
+                "state": state,
+            },
+        )
+
+
+@register
+class ContainerRestart(_OneContainer):
+    family = "container.restart"
+    verb = "restart"
+    api_call = "POST /containers/{id}/restart?t={t}"
+
+    def cost(self, stop_timeout: int) -> str:
+        return f"downtime while it stops (up to {stop_timeout} s) and starts again"
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        endpoint, cid, t = _endpoint(self), str(plan.data["id"]), int(plan.data["stop_timeout"])
+        progress(None, f"restarting {plan.data['name']}")
+        await _call(endpoint, lambda api: api.restart(cid, timeout=t), f"restart {cid[:12]}")
+        return Outcome(True, f"restart of {plan.data['name']} requested")
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        endpoint = _endpoint(self)
+        inspect = await wait_started(
+            endpoint,
+            str(plan.data["id"]),
+            str(plan.data["started_at"]),
+            bool(plan.data["healthcheck"]),
+        )
+        return _started_outcome(plan, inspect, "restarted")
+
+
+@register
+class ContainerStart(_OneContainer):
+    family = "container.start"
+    verb = "start"
+    api_call = "POST /containers/{id}/start"
+
+    def notes(self, inspect: Mapping[str, Any]) -> tuple[str, ...]:
+        if (inspect.get("State") or {}).get("Running"):
+            return ("it is already running: start changes nothing and verify will fail",)
+        return ()
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        endpoint, cid = _endpoint(self), str(plan.data["id"])
+        progress(None, f"starting {plan.data['name']}")
+        await _call(endpoint, lambda api: api.start(cid), f"start {cid[:12]}")
+        return Outcome(True, f"start of {plan.data['name']} requested")
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        inspect = await wait_started(
+            _endpoint(self),
+            str(plan.data["id"]),
+            str(plan.data["started_at"]),
+            bool(plan.data["healthcheck"]),
+        )
+        return _started_outcome(plan, inspect, "started")
+
+
+@register
+class ContainerStop(_OneContainer):
+    family = "container.stop"
+    verb = "stop"
+    api_call = "POST /containers/{id}/stop?t={t}"
+    blast = BlastRadius.DISRUPTIVE
+
+    def confirmation(self, name: str) -> Confirmation:
+        return Confirmation(
+            f"Stop container {name} on {self.endpoint_name}: type its name to confirm", name
+        )
+
+    def cost(self, stop_timeout: int) -> str:
+        return "the container stays down until started again"
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        endpoint, cid, t = _endpoint(self), str(plan.data["id"]), int(plan.data["stop_timeout"])
+        progress(None, f"stopping {plan.data['name']}")
+        await _call(endpoint, lambda api: api.stop(cid, timeout=t), f"stop {cid[:12]}")
+        return Outcome(True, f"stop of {plan.data['name']} requested")
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        endpoint, cid = _endpoint(self), str(plan.data["id"])
+        deadline = time.monotonic() + RUNNING_WAIT
+        while True:
+            inspect = await _inspect(endpoint, cid)
+            state = inspect.get("State") or {}
+            if not state.get("Running") and state.get("Status") in ("exited", "stopped", "dead"):
+                return Outcome(
+                    True,
+                    f"{plan.data['name']} stopped (exit code {state.get('ExitCode')})",
+                    {"state": state.get("Status"), "exit_code": state.get("ExitCode")},
+                )
+            if time.monotonic() > deadline:
+                raise ActionFailed(f"{plan.data['name']} is still {state.get('Status')!r}")
+            await asyncio.sleep(POLL)
+
+    async def rollback(self, plan: Plan) -> Outcome | None:
+        """A stop that did not verify: start it again if it was running before."""
+        if plan.data.get("state") != "running":
+            return None
+        endpoint, cid = _endpoint(self), str(plan.data["id"])
+        await _call(endpoint, lambda api: api.start(cid), f"start {cid[:12]}")
+        return Outcome(True, f"{plan.data['name']} started again")
+
+
+@register
+class ContainerBulkRestart(Action):
+    """Restart several containers of one endpoint: `containers:web-*@local` (a glob over the
+    names the engine reports) or params {"names": [...]} (exact names)."""
+
+    family = "containers.restart"
+    verb = "restart"
+    kind: ClassVar[str] = "containers"
+
+    def __init__(self, target: Target, lab: Lab, names: tuple[str, ...] | None = None) -> None:
+        super().__init__(target, lab)
+        self.names = names
+        self._planned: tuple[str, ...] = ()
+
+    @classmethod
+    def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> Action:
+        names = params.get("names")
+        if names is None:
+            return cls(target, lab)
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ValueError('params "names" must be a list of container names')
+        if not names:
+            raise ValueError("no containers selected to restart")
+        return cls(target, lab, tuple(dict.fromkeys(names)))
+
+    @property
+    def endpoint_name(self) -> str:
+        return self.target.where or self.lab.local_name
+
+    @property
+    def host(self) -> str:
+        return self.endpoint_name
+
+    @property
+    def lock_keys(self) -> tuple[str, ...]:
+        # Known once planned (the runner plans before it locks): one lock per container, so a
+        # single restart of one of them elsewhere waits for this.
+        if self._planned:
+            return tuple(f"container:{n}@{self.endpoint_name}" for n in self._planned)
+        return (str(self.target),)
+
+    async def plan(self) -> Plan:
+        endpoint = _endpoint(self)
+        try:
+            by_name = await list_names(endpoint)
+        except ReadError as exc:
+            raise ActionFailed(str(exc)) from exc
+        if self.names is not None:
+            missing = [n for n in self.names if n not in by_name]
+            if missing:
+                raise ActionFailed(
+                    f"no container named {', '.join(map(repr, missing))} on {endpoint.name}"
+                )
+            chosen = list(self.names)
+        else:
+            chosen = match_names(by_name, self.target.name)
+            if not chosen:
+                raise ActionFailed(f"no container on {endpoint.name} matches {self.target.name!r}")
+        inspects = [await _inspect(endpoint, by_name[n]) for n in chosen]
+        self._planned = tuple(chosen)
+        count = len(chosen)
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Restart {count} container{'s' if count != 1 else ''} on {endpoint.name}: "
+            + ", ".join(chosen),
+            steps=tuple(
+                Step(
+                    f"restart container {_name(i)} ({i['Id'][:12]}) on {endpoint.name}: API "
+                    f"POST /containers/{i['Id'][:12]}/restart?t={_stop_timeout(i)}",
+                    endpoint.name,
+                )
+                for i in inspects
+            ),
+            blast_radius=BlastRadius.BULK,
+            confirmation=Confirmation(
+                f"Restart {count} containers on {endpoint.name}: type {count} to confirm",
+                str(count),
+            ),
+            cost="each is down while it stops and starts; they restart one after another",
+            data={
+                "endpoint": endpoint.name,
+                "containers": [
+                    {
+                        "id": i["Id"],
+                        "name": _name(i),
+                        "started_at": _started(i),
+                        "healthcheck": _has_healthcheck(i),
+                        "stop_timeout": _stop_timeout(i),
+                    }
+                    for i in inspects
+                ],
+            },
+        )
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        endpoint = _endpoint(self)
+        items = list(plan.data["containers"])
+        for n, item in enumerate(items):
+            cid, t = str(item["id"]), int(item["stop_timeout"])
+            progress(n / len(items), f"restarting {item['name']} ({n + 1}/{len(items)})")
+            await _call(
+                endpoint,
+                lambda api, cid=cid, t=t: api.restart(cid, timeout=t),
+                f"restart {cid[:12]}",
+            )
+        progress(1.0, f"restarted {len(items)} containers")
+        return Outcome(True, f"restart of {len(items)} containers requested")
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        endpoint = _endpoint(self)
+        failed: dict[str, str] = {}
+        for item in plan.data["containers"]:
+            try:
+                await wait_started(
+                    endpoint, str(item["id"]), str(item["started_at"]), bool(item["healthcheck"])
+                )
+            except ActionFailed as exc:
+                failed[str(item["name"])] = str(exc)
+        total = len(plan.data["containers"])
+        if failed:
+            raise ActionFailed(f"{len(failed)} of {total} did not come back: {failed}", failed)
+        return Outcome(True, f"{total} containers restarted and running")
+
+
+async def _call(endpoint: DockerEndpoint, fn: Any, what: str) -> None:
+    try:
+        await endpoint.call(fn)
+    except ReadError as exc:
+        raise ActionFailed(f"{what} on {endpoint.name} failed: {exc}") from exc
+
+
+def _started_outcome(plan: Plan, inspect: Mapping[str, Any], done: str) -> Outcome:
+    state = inspect.get("State") or {}
+    health = (state.get("Health") or {}).get("Status") or None
+    return Outcome(
+        True,
+        f"{plan.data['name']} {done}: running since {_started(inspect)}"
+        + (f", {health}" if health else ""),
+        {"started_at": _started(inspect), "previous_started_at": plan.data["started_at"]},
+    )

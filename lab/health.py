@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lab.config import Config
-from lab.model import Finding, HostState, Key, Severity, utcnow
+from lab.model import ContainerEndpointState, Finding, HostState, Key, Severity, utcnow
 from lab.store import Entry, Store
 
 Rule = Callable[[Any, Config, Key, datetime], Iterable[Finding]]
@@ -129,6 +129,60 @@ def host_findings(state: HostState, config: Config, key: Key, now: datetime) -> 
                 rule="load",
             )
         )
+    return out
+
+
+# ---------------------------------------------------------------- containers
+
+UNHEALTHY_GRACE = timedelta(minutes=5)  # unhealthy this soon after a start: still settling
+STOP_EXIT_CODES = (0, 130, 143)  # clean, SIGINT, SIGTERM: how a deliberate stop ends
+
+
+@rule("containers")
+def container_findings(
+    state: ContainerEndpointState, config: Config, key: Key, now: datetime
+) -> list[Finding]:
+    out: list[Finding] = []
+    loop_at = config.health.restart_loop
+    for c in state.containers:
+        where = f"{c.name}@{state.endpoint}"
+        row = f"container:{c.name}"
+        if c.state == "restarting" or c.restart_count >= loop_at:
+            out.append(
+                Finding(
+                    Severity.CRITICAL,
+                    key,
+                    c.name,
+                    f"container {where} in a restart loop ({c.restart_count} restarts, "
+                    f"{c.state}; critical at {loop_at})",
+                    row=row,
+                    rule="container-restart-loop",
+                )
+            )
+        if c.health == "unhealthy":
+            settled = c.started_at is None or now - c.started_at >= UNHEALTHY_GRACE
+            out.append(
+                Finding(
+                    Severity.CRITICAL if settled else Severity.WARNING,
+                    key,
+                    c.name,
+                    f"container {where} is unhealthy (its healthcheck fails)"
+                    + ("" if settled else "; started under 5 minutes ago"),
+                    row=row,
+                    rule="container-unhealthy",
+                )
+            )
+        if c.state in ("exited", "dead") and c.exit_code not in (None, *STOP_EXIT_CODES):
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    key,
+                    c.name,
+                    f"container {where} exited with code {c.exit_code}",
+                    row=row,
+                    rule="container-exited",
+                )
+            )
     return out
 
 

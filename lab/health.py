@@ -129,6 +129,52 @@ def host_findings(state: HostState, config: Config, key: Key, now: datetime) -> 
                 rule="load",
             )
         )
+    out.extend(_unit_findings(state, h.fail2ban_bans_warn, key))
+    return out
+
+
+def _unit_findings(state: HostState, bans_warn: int, key: Key) -> list[Finding]:
+    """systemd and fail2ban: failed units, configured services not active, bans."""
+    out: list[Finding] = []
+    for unit in state.failed_units:
+        out.append(
+            Finding(
+                Severity.WARNING,
+                key,
+                unit,
+                f"unit {unit} failed on {state.host}",
+                row=f"unit:{unit}",
+                rule="failed-unit",
+            )
+        )
+    for svc in state.services:
+        if svc.active == "active" or svc.name in state.failed_units:
+            continue  # a failed one is reported above already
+        sev = Severity.WARNING if svc.active == "not-found" else Severity.CRITICAL
+        what = "not installed" if svc.active == "not-found" else f"{svc.active} ({svc.sub})"
+        out.append(
+            Finding(
+                sev,
+                key,
+                svc.name,
+                f"service {svc.name} on {state.host} is {what}",
+                row=f"unit:{svc.name}",
+                rule="service-inactive",
+            )
+        )
+    for jail in state.fail2ban or ():
+        if jail.banned >= bans_warn:
+            out.append(
+                Finding(
+                    Severity.WARNING,
+                    key,
+                    f"fail2ban {jail.name}",
+                    f"fail2ban jail {jail.name} on {state.host} bans {jail.banned} addresses "
+                    f"(warning at {bans_warn})",
+                    row=f"jail:{jail.name}",
+                    rule="fail2ban",
+                )
+            )
     return out
 
 

@@ -7,13 +7,14 @@ what the local pane shows is exactly what a remote host would show.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from lab.execute import Executor
-from lab.model import Filesystem, HostState, Key, utcnow
+from lab.model import Fail2banJail, Filesystem, HostState, Key, Unit, utcnow
 from lab.poller import ReadError
 
 if TYPE_CHECKING:
@@ -30,6 +31,29 @@ _SECTIONS = (
     ("uptime", "cat /proc/uptime"),
     ("stat", "grep -E '^cpu[0-9]* ' /proc/stat"),
     ("df", "df -PT -k 2>/dev/null || df -P -k"),
+)
+# systemd and fail2ban, asked of SSH hosts (and of this machine when it has [local] services).
+# The configured services arrive as the script's positional parameters ("$@"), never in its
+# text, so a unit name cannot inject anything.
+_UNIT_SECTIONS = (
+    ("systemd", "[ -d /run/systemd/system ] && echo yes || echo no"),
+    (
+        "failed",
+        "[ -d /run/systemd/system ] && "
+        "systemctl list-units --state=failed --no-legend --plain --no-pager 2>/dev/null",
+    ),
+    (
+        "services",
+        '[ -d /run/systemd/system ] && [ "$#" -gt 0 ] && systemctl show --no-pager '
+        "-p Id,Description,LoadState,ActiveState,SubState,MainPID,ActiveEnterTimestampMonotonic "
+        '-- "$@" 2>/dev/null',
+    ),
+    (
+        "fail2ban",
+        "if command -v fail2ban-client >/dev/null 2>&1; then echo present; "
+        "for j in $(fail2ban-client status 2>&1 | sed -n 's/.*Jail list:[[:space:]]*//p' "
+        "| tr ',' ' '); do fail2ban-client status \"$j\" 2>&1; done; else echo absent; fi",
+    ),
 )
 # The first poll samples /proc/stat twice so even a one-shot `hlcon status` has a CPU %.
 _FIRST_SAMPLE = ("stat0", "grep -E '^cpu ' /proc/stat; sleep 0.25")
@@ -64,9 +88,10 @@ PSEUDO_FS = frozenset(
 )
 
 
-def host_script(first: bool = False) -> str:
-    """The shell text run on the host. Fixed text: nothing from config or input goes in it."""
-    sections = ((_FIRST_SAMPLE,) if first else ()) + _SECTIONS
+def host_script(first: bool = False, units: bool = False) -> str:
+    """The shell text run on the host. Fixed text: nothing from config or input goes in it
+    (configured services are passed as positional parameters)."""
+    sections = ((_FIRST_SAMPLE,) if first else ()) + _SECTIONS + (_UNIT_SECTIONS if units else ())
     return "; ".join(f"echo '@@{name}'; {{ {cmd}; }}" for name, cmd in sections)
 
 
@@ -250,6 +275,119 @@ def parse_host_output(text: str) -> HostFacts:
         raise ValueError(f"unexpected host output: {exc}") from None
 
 
+# ---------------------------------------------------------------- systemd and fail2ban
+
+
+def parse_systemctl_show(text: str, boot: datetime | None = None) -> tuple[Unit, ...]:
+    """`systemctl show -p Id,Description,LoadState,ActiveState,SubState,MainPID,
+    ActiveEnterTimestampMonotonic -- UNIT…`: one blank-line-separated block per unit.
+
+    `since` comes from the monotonic timestamp plus the boot time (`boot`), which avoids
+    parsing a wall-clock time in the host's own time zone. A unit that does not exist shows
+    as active="not-found".
+    """
+    units: list[Unit] = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        props: dict[str, str] = {}
+        for line in block.splitlines():
+            name, sep, value = line.partition("=")
+            if not sep or not name.isidentifier():
+                raise ValueError(f"not systemctl show output: {line[:60]!r}")
+            props[name] = value
+        if not props:
+            continue
+        if "Id" not in props or "ActiveState" not in props:
+            raise ValueError("systemctl show block without Id or ActiveState")
+        try:
+            pid = int(props.get("MainPID") or 0)
+            mono = int(props.get("ActiveEnterTimestampMonotonic") or 0)
+        except ValueError:
+            raise ValueError(f"bad MainPID or timestamp for {props['Id']!r}") from None
+        not_found = props.get("LoadState") == "not-found"
+        units.append(
+            Unit(
+                name=props["Id"],
+                active="not-found" if not_found else props["ActiveState"],
+                sub=props.get("SubState", ""),
+                since=boot + timedelta(microseconds=mono) if boot is not None and mono else None,
+                main_pid=pid or None,
+                description=props.get("Description", ""),
+            )
+        )
+    return tuple(units)
+
+
+def parse_failed_units(text: str) -> tuple[str, ...]:
+    """`systemctl list-units --state=failed --no-legend --plain`: the first column."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        name = fields[0].lstrip("●*").strip() or (fields[1] if len(fields) > 1 else "")
+        if "." not in name:
+            raise ValueError(f"not a unit line: {line[:60]!r}")
+        out.append(name)
+    return tuple(out)
+
+
+def parse_fail2ban(text: str) -> tuple[Fail2banJail, ...] | None:
+    """The fail2ban section: "absent", or "present" then `fail2ban-client status JAIL` blocks."""
+    lines = text.strip().splitlines()
+    if not lines or lines[0].strip() == "absent":
+        return None
+    if lines[0].strip() != "present":
+        raise ValueError(f"not the fail2ban section: {lines[0][:60]!r}")
+    jails: list[Fail2banJail] = []
+    name: str | None = None
+    banned = total = 0
+    for line in lines[1:]:
+        if line.startswith("Status for the jail:"):
+            if name is not None:
+                jails.append(Fail2banJail(name, banned, total))
+            name, banned, total = line.split(":", 1)[1].strip(), 0, 0
+            continue
+        label, sep, value = line.partition(":")
+        label = label.strip(" |`-\t")
+        if not sep or name is None:
+            continue
+        if label in ("Currently banned", "Total banned"):
+            try:
+                number = int(value.strip())
+            except ValueError:
+                raise ValueError(f"bad fail2ban count: {line[:60]!r}") from None
+            if label == "Currently banned":
+                banned = number
+            else:
+                total = number
+    if name is not None:
+        jails.append(Fail2banJail(name, banned, total))
+    return tuple(jails)
+
+
+@dataclass(frozen=True)
+class UnitFacts:
+    systemd: bool | None
+    services: tuple[Unit, ...] = ()
+    failed: tuple[str, ...] = ()
+    fail2ban: tuple[Fail2banJail, ...] | None = None
+
+
+def parse_unit_sections(sections: Mapping[str, str], boot: datetime | None) -> UnitFacts:
+    """The systemd and fail2ban sections of host_script(units=True)'s output."""
+    flag = sections.get("systemd", "").strip()
+    if flag not in ("yes", "no"):
+        return UnitFacts(systemd=None)
+    if flag == "no":
+        return UnitFacts(False, fail2ban=parse_fail2ban(sections.get("fail2ban", "")))
+    return UnitFacts(
+        True,
+        services=parse_systemctl_show(sections.get("services", ""), boot),
+        failed=parse_failed_units(sections.get("failed", "")),
+        fail2ban=parse_fail2ban(sections.get("fail2ban", "")),
+    )
+
+
 # ---------------------------------------------------------------- the reader
 
 
@@ -264,8 +402,12 @@ class HostReader:
         interval: float,
         timeout: float,
         clock: Clock = utcnow,
+        units: bool = False,
+        services: tuple[str, ...] = (),
     ) -> None:
         self.name = name
+        self.units = units or bool(services)
+        self.services = services
         self.executor = executor
         self._interval = interval
         self._timeout = timeout
@@ -286,9 +428,10 @@ class HostReader:
 
     async def read(self) -> HostState:
         first = self._prev_cpu is None
-        result = await self.executor.run(
-            ["sh", "-c", host_script(first=first)], timeout=self._timeout
-        )
+        argv = ["sh", "-c", host_script(first=first, units=self.units)]
+        if self.units:
+            argv += ["hlcon-host", *self.services]  # "$0", then the services as "$@"
+        result = await self.executor.run(argv, timeout=self._timeout)
         if not result.stdout.strip():
             raise ReadError("host read failed", f"no output ({result.brief()})")
         try:
@@ -297,7 +440,25 @@ class HostReader:
             raise ReadError("host read failed", str(exc)) from None
         prev = self._prev_cpu if self._prev_cpu is not None else facts.first_cpu
         self._prev_cpu = facts.cpu
-        return self.state_from(facts, cpu_percent(prev, facts.cpu), self._clock())
+        now = self._clock()
+        state = self.state_from(facts, cpu_percent(prev, facts.cpu), now)
+        if not self.units:
+            return state
+        try:
+            unit_facts = parse_unit_sections(
+                split_sections(result.stdout), now - timedelta(seconds=facts.uptime)
+            )
+        except ValueError as exc:
+            raise ReadError(
+                "host read failed", f"unexpected systemd/fail2ban output: {exc}"
+            ) from None
+        return replace(
+            state,
+            systemd=unit_facts.systemd,
+            services=unit_facts.services,
+            failed_units=unit_facts.failed,
+            fail2ban=unit_facts.fail2ban,
+        )
 
     def state_from(self, facts: HostFacts, cpu: float | None, at: datetime) -> HostState:
         mem = facts.meminfo
@@ -332,6 +493,19 @@ def readers(lab: Lab) -> list[Reader]:
                 interval=console.refresh,
                 timeout=console.timeout,
                 clock=lab.clock,
+                services=lab.config.local.services,
+            )
+        )
+    for host in lab.config.hosts:
+        out.append(
+            HostReader(
+                host.name,
+                lab.executor(host.name),
+                interval=console.refresh,
+                timeout=console.timeout,
+                clock=lab.clock,
+                units=True,
+                services=host.services,
             )
         )
     return out

@@ -74,7 +74,12 @@ def parse_time(value: object) -> datetime | None:
     if isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC) if value > 0 else None
+        if value <= 0:
+            return None
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(f"not a timestamp: {value!r} (out of range)") from None
     if not isinstance(value, str):
         raise ValueError(f"not a timestamp: {value!r}")
     if _ZERO_TIME.match(value):

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lab.config import Config
-from lab.model import ContainerEndpointState, Finding, HostState, Key, Severity, utcnow
+from lab.model import ContainerEndpointState, Finding, HostState, Key, Severity, WgInterface, utcnow
 from lab.store import Entry, Store
 
 Rule = Callable[[Any, Config, Key, datetime], Iterable[Finding]]
@@ -229,6 +229,56 @@ def container_findings(
                     rule="container-exited",
                 )
             )
+    return out
+
+
+# ---------------------------------------------------------------- vpn
+
+
+@rule("vpn")
+def vpn_findings(state: WgInterface, config: Config, key: Key, now: datetime) -> list[Finding]:
+    """An interface down is critical; an always-on peer whose handshake is stale is a warning
+    (critical when it never shook hands or is 10× past stale_after)."""
+    cfg = next(
+        (v for v in config.vpn if f"{v.interface}@{v.host}" == key[1]),
+        None,
+    )
+    where = f"{state.name}@{state.host}"
+    if not state.up:
+        return [
+            Finding(
+                Severity.CRITICAL,
+                key,
+                state.name,
+                f"WireGuard interface {where} is down",
+                rule="vpn-down",
+            )
+        ]
+    out: list[Finding] = []
+    always_on = set(cfg.always_on) if cfg else set()
+    stale_after = cfg.stale_after if cfg else state.stale_after
+    for peer in state.peers:
+        if peer.name not in always_on or peer.disabled:
+            continue
+        if peer.latest_handshake is None:
+            sev, text = Severity.CRITICAL, "never shook hands"
+        else:
+            age = (now - peer.latest_handshake).total_seconds()
+            if age <= stale_after:
+                continue
+            sev = Severity.CRITICAL if age > 10 * stale_after else Severity.WARNING
+            text = f"last handshake {_ago(now, peer.latest_handshake)} ago"
+        out.append(
+            Finding(
+                sev,
+                key,
+                f"{state.name} peer {peer.name}",
+                f"always-on peer {peer.name} on {where}: {text} "
+                f"(stale after {_ago(now, now - timedelta(seconds=stale_after))})",
+                row=f"{state.name}/{peer.public_key}",
+                rule="vpn-stale-peer",
+            )
+        )
     return out
 
 

@@ -220,6 +220,65 @@ class ContainerEndpointState:
     containers: tuple[Container, ...] = ()
 
 
+# ---------------------------------------------------------------- vpn
+
+
+@dataclass(frozen=True)
+class WgPeer:
+    """One WireGuard peer as the interface reports it (never a private or preshared key)."""
+
+    public_key: str
+    name: str  # from config peer_names, a `# name` comment in the conf, else the short key
+    endpoint: str | None  # "203.0.113.5:51820"; None until the peer has been seen
+    allowed_ips: tuple[str, ...]
+    latest_handshake: datetime | None  # None: never shook hands
+    rx_bytes: int
+    tx_bytes: int
+    keepalive: int | None = None  # persistent keepalive seconds
+    has_psk: bool = False
+    age: float | None = None  # seconds since the handshake, at the reading's time
+    rx_rate: float | None = None  # bytes/s since the previous reading; None on the first
+    tx_rate: float | None = None
+    online: bool = False  # handshake within stale_after
+    disabled: bool = False  # in the conf (commented out by peer-disable) but not live
+
+    @property
+    def short_key(self) -> str:
+        return self.public_key[:8] + "…"
+
+    @property
+    def stale(self) -> bool:
+        return not self.online and not self.disabled
+
+
+@dataclass(frozen=True)
+class WgInterface:
+    """A WireGuard interface on one host; key ("vpn", "IFACE@HOST")."""
+
+    at: datetime
+    name: str
+    host: str
+    public_key: str | None
+    listen_port: int | None
+    up: bool
+    source: str  # "uapi", "wg", "netlink": where the reading came from
+    addresses: tuple[str, ...] = ()
+    mtu: int | None = None
+    peers: tuple[WgPeer, ...] = ()
+    stale_after: float = 180.0
+
+    @property
+    def online_count(self) -> int:
+        return sum(1 for p in self.peers if p.online)
+
+    def metrics(self) -> Mapping[str, float]:
+        return {
+            "online": float(self.online_count),
+            "rx": float(sum(p.rx_bytes for p in self.peers)),
+            "tx": float(sum(p.tx_bytes for p in self.peers)),
+        }
+
+
 # ---------------------------------------------------------------- backups
 
 
@@ -303,3 +362,39 @@ class RepoState:
         if self.stats is not None:
             out["size"] = float(self.stats.total_size)
         return out
+
+
+# ---------------------------------------------------------------- certs
+
+
+@dataclass(frozen=True)
+class Cert:
+    """One certificate as served by an endpoint or held in a PEM file (its leaf)."""
+
+    at: datetime
+    name: str  # the configured name (targets: cert:NAME)
+    source: str  # "tls 127.0.0.1:8443", "smtp+starttls mail.lan:25", "file local:/etc/…/cert.pem"
+    subject: str  # RFC 4514: "CN=fufu.land"
+    sans: tuple[str, ...]  # "DNS:fufu.land", "IP:10.0.0.1"
+    issuer: str
+    serial: str  # lower-case hex, no separators
+    not_before: datetime
+    not_after: datetime
+    days_left: int  # whole days from `at` to notAfter, truncated toward zero; < 0 once expired
+    key_type: str  # "EC P-256", "RSA 2048", "Ed25519"
+    fingerprint: str  # SHA-256 of the DER, hex
+    self_signed: bool
+    trusted: bool | None  # the chain verifies against the system store (+ ca_file); None: unknown
+    trust_error: str = ""  # why not trusted, one line
+    hostname: str | None = None  # the name checked against the SANs (SNI, endpoint host)
+    hostname_matches: bool | None = None  # None: no name to check
+
+    @property
+    def expired(self) -> bool:
+        return self.not_after <= self.at
+
+    def days_left_at(self, now: datetime) -> int:
+        return int((self.not_after - now).total_seconds() / 86400)
+
+    def metrics(self) -> Mapping[str, float]:
+        return {"days_left": float(self.days_left)}

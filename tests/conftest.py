@@ -7,4 +7,5 @@ pytest_plugins: list[str] = [
     "tests.testbed.podman",
     "tests.testbed.sshd",
     "tests.testbed.systemd",
+    "tests.testbed.wireguard",
 ]

@@ -1,0 +1,756 @@
+"""WireGuard actions: peer add (with the client config and a QR code), remove, disable, enable.
+
+Targets are vpn:IFACE@HOST ([[vpn]] in the config). Every family changes two things — the live
+interface (`wg set`, via lab.executor(host), so SSH hosts work the same) and the persisted
+wg-quick conf (peers_file: written atomically with a backup) — and keeps in `plan.data` what
+rollback needs to put both back: the argv that undoes the live change and the conf's old bytes.
+
+Secrets: the new client's private key and the preshared key live only in `plan.data` (never in
+Plan.to_record(), so never in the audit) and in Outcome.details under keys the audit log masks
+(`secret_client_config`, `secret_qr`: actions.audit masks values under keys naming a secret).
+`wg set` reads the preshared key from stdin, never from argv. The diff shown in the plan hides
+PrivateKey and PresharedKey values.
+
+A peer name is free text for humans (`# name` comment in the conf); it never reaches a shell:
+commands are argv lists (quoted by lab.ssh for remote hosts) and the name is written only as a
+comment line, so control characters (a newline would inject conf lines) are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import difflib
+import io
+import ipaddress
+import os
+import re
+import secrets as pysecrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from actions.base import (
+    JSON,
+    Action,
+    ActionFailed,
+    BlastRadius,
+    Confirmation,
+    Outcome,
+    Plan,
+    Progress,
+    Step,
+    Target,
+)
+from actions.registry import register
+from lab.config import VpnConfig
+from lab.execute import Executor
+from lab.poller import ReadError
+from lab.vpn import (
+    DISABLED,
+    ConfPeer,
+    RawInterface,
+    WgQuickConf,
+    config_for,
+    link_info,
+    parse_wg_quick_conf,
+    read_conf_text,
+    read_live,
+    valid_key,
+)
+
+if TYPE_CHECKING:
+    from lab.wiring import Lab
+
+CMD_TIMEOUT = 15.0
+MAX_NAME = 40
+_NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]+$")
+
+# Fixed shell text; the path arrives as "$1" (an argv element, quoted by lab.ssh remotely) and
+# the new content on stdin. A failed write leaves the old file untouched (rename is atomic).
+PERSIST_SCRIPT = r"""set -e
+f="$1"; tmp="$f.hlcon-new"
+trap 'rm -f "$tmp"' EXIT
+umask 077
+cat > "$tmp"
+if [ -e "$f" ]; then chmod "$(stat -c %a "$f")" "$tmp"; fi
+if [ "$2" = backup ] && [ -e "$f" ]; then cp -p "$f" "$f.hlcon-bak"; fi
+sync "$tmp" 2>/dev/null || sync
+mv -f "$tmp" "$f"
+"""
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def check_name(name: str) -> str:
+    """A peer name: 1..40 printable characters, no newline (it becomes a conf comment)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("peer name is empty (give --name NAME)")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"peer name longer than {MAX_NAME} characters: {name[:20]!r}…")
+    if not _NAME_OK.match(name):
+        raise ValueError(f"peer name has control characters: {name!r}")
+    return name
+
+
+def check_endpoint(endpoint: str | None) -> str:
+    """HOST:PORT a client can dial ([v6]:port for IPv6)."""
+    if not endpoint:
+        raise ValueError('no endpoint configured ([[vpn]] endpoint = "vpn.example.org:51820")')
+    m = re.match(
+        r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$", endpoint
+    )
+    if not m or not 0 < int(m["port"]) < 65536:
+        raise ValueError(
+            f"invalid endpoint {endpoint!r} (expected host:port, e.g. vpn.example.org:51820)"
+        )
+    if m["v6"]:
+        try:
+            ipaddress.IPv6Address(m["v6"])
+        except ValueError:
+            raise ValueError(f"invalid endpoint {endpoint!r}: not an IPv6 address") from None
+    elif m["host"].startswith("-") or ".." in m["host"]:
+        raise ValueError(f"invalid endpoint {endpoint!r}: not a host name")
+    return endpoint
+
+
+def next_free_address(
+    subnet: str, used: Iterable[str]
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The lowest host address of `subnet` not inside any of `used` (addresses or networks)."""
+    try:
+        net = ipaddress.ip_network(subnet, strict=False)
+    except ValueError:
+        raise ValueError(f"subnet {subnet!r} is not a network (e.g. 10.100.0.0/24)") from None
+    taken = []
+    for u in used:
+        try:
+            taken.append(ipaddress.ip_network(u, strict=False))
+        except ValueError:
+            continue
+    for addr in net.hosts():
+        if not any(addr in t for t in taken if t.version == addr.version):
+            return addr
+    raise ValueError(f"subnet {net} is exhausted: every address is taken")
+
+
+def _own(address: str) -> str:
+    """An interface address (10.0.0.1/24) takes only itself, not its whole network."""
+    return str(ipaddress.ip_interface(address).ip)
+
+
+def new_keypair() -> tuple[str, str]:
+    """(private, public) base64 X25519 keys, made here."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    key = X25519PrivateKey.generate()
+    private = base64.b64encode(key.private_bytes_raw()).decode()
+    public = base64.b64encode(key.public_key().public_bytes_raw()).decode()
+    return private, public
+
+
+def new_psk() -> str:
+    return base64.b64encode(pysecrets.token_bytes(32)).decode()
+
+
+def client_config(
+    *,
+    private_key: str,
+    address: str,
+    server_public: str,
+    endpoint: str,
+    allowed: str,
+    psk: str | None,
+    dns: str | None,
+    keepalive: int = 25,
+) -> str:
+    lines = ["[Interface]", f"PrivateKey = {private_key}", f"Address = {address}"]
+    if dns:
+        lines.append(f"DNS = {dns}")
+    lines += ["", "[Peer]", f"PublicKey = {server_public}"]
+    if psk:
+        lines.append(f"PresharedKey = {psk}")
+    lines += [
+        f"Endpoint = {endpoint}",
+        f"AllowedIPs = {allowed}",
+        f"PersistentKeepalive = {keepalive}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def server_peer_block(name: str, public: str, psk: str | None, allowed: str) -> list[str]:
+    out = [f"# {name}", "[Peer]", f"PublicKey = {public}"]
+    if psk:
+        out.append(f"PresharedKey = {psk}")
+    out.append(f"AllowedIPs = {allowed}")
+    return out
+
+
+def append_block(text: str, block: Sequence[str]) -> str:
+    body = text.rstrip("\n")
+    return (body + "\n\n" if body else "") + "\n".join(block) + "\n"
+
+
+def remove_block(conf: WgQuickConf, peer: ConfPeer) -> str:
+    lines = list(conf.lines)
+    del lines[peer.start : peer.end]
+    # collapse the blank line the block leaves behind
+    while (
+        peer.start < len(lines)
+        and peer.start > 0
+        and not lines[peer.start].strip()
+        and not lines[peer.start - 1].strip()
+    ):
+        del lines[peer.start]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def set_block_disabled(conf: WgQuickConf, peer: ConfPeer, disabled: bool) -> str:
+    lines = list(conf.lines)
+    for i in range(peer.start, peer.end):
+        if disabled and not lines[i].startswith(DISABLED):
+            lines[i] = DISABLED + lines[i]
+        elif not disabled and lines[i].startswith(DISABLED):
+            lines[i] = lines[i][len(DISABLED) :]
+    return "\n".join(lines) + "\n"
+
+
+def block_values(conf: WgQuickConf, peer: ConfPeer) -> dict[str, str]:
+    """Key → raw value of a peer block (PresharedKey included: rollback and enable need it)."""
+    out: dict[str, str] = {}
+    for raw in conf.lines[peer.start : peer.end]:
+        line = raw[len(DISABLED) :] if raw.startswith(DISABLED) else raw
+        key, sep, value = line.strip().partition("=")
+        if sep and not line.strip().startswith("#"):
+            out[key.strip().lower()] = value.split("#", 1)[0].strip()
+    return out
+
+
+_HIDE = re.compile(
+    r"^(?P<head>[-+ ]?(?:#! )?\s*(?:PrivateKey|PresharedKey)\s*=\s*).+$", re.IGNORECASE
+)
+
+
+def hidden_diff(old: str, new: str, path: str) -> str:
+    """A unified diff with key material hidden (it is shown on screen and audited)."""
+    lines = difflib.unified_diff(
+        old.splitlines(),
+        new.splitlines(),
+        fromfile=f"{path} (now)",
+        tofile=f"{path} (after)",
+        lineterm="",
+    )
+    return "\n".join(_HIDE.sub(r"\g<head>(hidden)", ln) for ln in lines)
+
+
+def nix_snippet(iface: str, name: str, public: str, allowed: str) -> str:
+    def nix_str(s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
+
+    return (
+        f"# add to networking.wireguard.interfaces.{iface}.peers, then nixos-rebuild switch\n"
+        f"{{\n"
+        f"  name = {nix_str(name)};\n"
+        f"  publicKey = {nix_str(public)};\n"
+        f"  presharedKeyFile = {nix_str(f'/etc/wireguard/{iface}-{public[:8]}.psk')};\n"
+        f"  allowedIPs = [ {nix_str(allowed)} ];\n"
+        f"}}\n"
+    )
+
+
+def qr_text(text: str) -> str:
+    """The QR code of `text` as terminal text (half blocks, two modules per character)."""
+    import segno
+
+    qr = segno.make(text, error="l", micro=False)
+    out = io.StringIO()
+    qr.terminal(out=out, compact=True)
+    return out.getvalue()
+
+
+def save_client_config(path: Path, text: str) -> Path:
+    """Write a client config on this machine, mode 0600, never over an existing file."""
+    path = path.expanduser()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+def wg_set_peer_argv(iface: str, peer: Mapping[str, str | None], psk: bool) -> list[str]:
+    argv = ["wg", "set", iface, "peer", str(peer["publickey"])]
+    if psk:
+        argv += ["preshared-key", "/dev/stdin"]
+    argv += ["allowed-ips", str(peer.get("allowedips") or "")]
+    if peer.get("endpoint"):
+        argv += ["endpoint", str(peer["endpoint"])]
+    if peer.get("persistentkeepalive"):
+        argv += ["persistent-keepalive", str(peer["persistentkeepalive"])]
+    return argv
+
+
+# ---------------------------------------------------------------- the families
+
+
+@dataclass
+class _State:
+    cfg: VpnConfig
+    executor: Executor
+    live: RawInterface
+    conf_text: str | None
+    conf: WgQuickConf | None
+
+
+class WgAction(Action):
+    """Shared plumbing: load state, run `wg set`, persist the conf, roll both back."""
+
+    kind: ClassVar[str] = "vpn"
+    persists: ClassVar[bool] = True
+
+    def cfg(self) -> VpnConfig:
+        try:
+            return config_for(self.lab, self.target.name, self.host)
+        except ValueError as exc:
+            raise ActionFailed(str(exc)) from None
+
+    async def load(self) -> _State:
+        cfg = self.cfg()
+        executor = self.lab.executor(cfg.host)
+        try:
+            live, _ = await read_live(self.lab, cfg)
+        except ReadError as exc:
+            raise ActionFailed(f"cannot read {self.target}: {exc}") from None
+        if live is None:
+            raise ActionFailed(f"interface {cfg.interface} does not exist on {cfg.host}")
+        conf_text = conf = None
+        if cfg.peers_file is not None and not self.nixos(cfg):
+            try:
+                conf_text = await read_conf_text(executor, cfg.peers_file)
+            except ReadError as exc:
+                raise ActionFailed(str(exc)) from None
+            try:
+                conf = parse_wg_quick_conf(conf_text)
+            except ValueError as exc:
+                raise ActionFailed(
+                    f"{cfg.peers_file} on {cfg.host} does not parse ({exc}); fix it first — "
+                    "nothing was changed"
+                ) from None
+        return _State(cfg, executor, live, conf_text, conf)
+
+    def nixos(self, cfg: VpnConfig) -> bool:
+        return cfg.nixos or any(h.name == cfg.host and h.nixos for h in self.lab.config.hosts)
+
+    def persist_step(self, cfg: VpnConfig) -> Step:
+        assert cfg.peers_file is not None
+        return Step(
+            f"write {cfg.peers_file} atomically (backup: {cfg.peers_file}.hlcon-bak)",
+            cfg.host,
+            argv=("sh", "-c", "<persist script>", "sh", str(cfg.peers_file), "backup"),
+            changes=(str(cfg.peers_file),),
+        )
+
+    def find(self, st: _State, who: str) -> tuple[str, ConfPeer | None]:
+        """A peer by name or public key → (public key, its conf block)."""
+        names = {v: k for k, v in st.cfg.peer_names.items()}
+        conf_peer = None
+        if st.conf is not None:
+            conf_peer = st.conf.by_name(who) or st.conf.by_key(who)
+        key = names.get(who) or (conf_peer.public_key if conf_peer else None)
+        if key is None and valid_key(who):
+            key = who
+        if key is None:
+            raise ActionFailed(f"no peer named {who!r} on {self.target}")
+        if conf_peer is None and st.conf is not None:
+            conf_peer = st.conf.by_key(key)
+        return key, conf_peer
+
+    # ---- doing
+
+    async def run_cmd(
+        self, executor: Executor, argv: Sequence[str], stdin: str | None, what: str
+    ) -> None:
+        result = await executor.run(list(argv), timeout=CMD_TIMEOUT, input=stdin)
+        if not result.ok:
+            raise ActionFailed(f"{what} failed on {executor.host}: {result.brief()}")
+
+    async def persist(self, executor: Executor, path: str, text: str, backup: bool) -> None:
+        argv = ["sh", "-c", PERSIST_SCRIPT, "sh", path, "backup" if backup else "nobackup"]
+        await self.run_cmd(executor, argv, text, f"writing {path}")
+
+    async def guard_unchanged(self, plan: Plan, executor: Executor) -> None:
+        """The conf must still be what the plan diffed against (nothing is changed otherwise)."""
+        path, old = plan.data.get("conf_path"), plan.data.get("old_conf")
+        if path is None:
+            return
+        try:
+            now = await read_conf_text(executor, Path(str(path)))
+        except ReadError as exc:
+            raise ActionFailed(str(exc)) from None
+        if now != old:
+            raise ActionFailed(f"{path} changed since the plan was made; plan again")
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        cfg = self.cfg()
+        executor = self.lab.executor(cfg.host)
+        await self.guard_unchanged(plan, executor)
+        progress(0.2, "changing the live interface")
+        live = plan.data["live"]
+        await self.run_cmd(executor, live["argv"], live.get("stdin"), "wg set")
+        if plan.data.get("conf_path") is not None:
+            progress(0.6, f"writing {plan.data['conf_path']}")
+            await self.persist(
+                executor, str(plan.data["conf_path"]), str(plan.data["new_conf"]), True
+            )
+        progress(1.0, "done")
+        return Outcome(True, plan.summary, self.outcome_details(plan))
+
+    def outcome_details(self, plan: Plan) -> dict[str, JSON]:
+        return {"peer": plan.data.get("public_key"), "name": plan.data.get("name")}
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        cfg = self.cfg()
+        key = str(plan.data["public_key"])
+        live, _ = await read_live(self.lab, cfg)
+        present = live is not None and any(p.public_key == key for p in live.peers)
+        if present != bool(plan.data["live_after"]):
+            state = "missing from" if not present else "still on"
+            raise ActionFailed(f"peer {key[:8]}… is {state} {cfg.interface} after the change")
+        path = plan.data.get("conf_path")
+        if path is not None:
+            text = await read_conf_text(self.lab.executor(cfg.host), Path(str(path)))
+            if text != plan.data["new_conf"]:
+                raise ActionFailed(f"{path} does not hold what was written")
+        return outcome
+
+    async def rollback(self, plan: Plan) -> Outcome | None:
+        cfg = self.cfg()
+        executor = self.lab.executor(cfg.host)
+        undone: list[str] = []
+        undo = plan.data["undo"]
+        live, _ = await read_live(self.lab, cfg)
+        key = str(plan.data["public_key"])
+        present = live is not None and any(p.public_key == key for p in live.peers)
+        if present != bool(plan.data["live_before"]):
+            await self.run_cmd(executor, undo["argv"], undo.get("stdin"), "wg set (rollback)")
+            undone.append("live interface restored")
+        path = plan.data.get("conf_path")
+        if path is not None:
+            now = await read_conf_text(executor, Path(str(path)))
+            if now != plan.data["old_conf"]:
+                await self.persist(executor, str(path), str(plan.data["old_conf"]), False)
+                undone.append(f"{path} restored byte for byte")
+            else:
+                undone.append(f"{path} unchanged")
+        return Outcome(True, "; ".join(undone) or "nothing to undo", {"peer": key})
+
+
+@register
+class PeerAdd(WgAction):
+    family = "vpn.peer-add"
+    verb = "peer-add"
+
+    def __init__(self, target: Target, lab: Lab, name: str = "", psk: bool = True) -> None:
+        super().__init__(target, lab)
+        self.name = name
+        self.psk = psk
+
+    @classmethod
+    def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> PeerAdd:
+        if target.kind != "vpn":
+            raise ValueError(f"peer-add acts on vpn:IFACE@HOST targets, not {target}")
+        name = check_name(str(params.get("name") or ""))
+        return cls(target, lab, name, psk=bool(params.get("psk", True)))
+
+    async def plan(self) -> Plan:
+        name = check_name(self.name)
+        st = await self.load()
+        cfg = st.cfg
+        try:
+            endpoint = check_endpoint(cfg.endpoint)
+        except ValueError as exc:
+            raise ActionFailed(str(exc)) from None
+        if not cfg.subnet:
+            raise ActionFailed(f'no subnet for {self.target} ([[vpn]] subnet = "10.100.0.0/24")')
+        taken_names = set(cfg.peer_names.values())
+        if st.conf is not None:
+            taken_names |= {p.name for p in st.conf.peers if p.name}
+        if name in taken_names:
+            raise ActionFailed(f"a peer named {name!r} already exists on {self.target}")
+        if st.live.public_key is None:
+            raise ActionFailed(f"{cfg.interface} has no private key set")
+        used = [ip for p in st.live.peers for ip in p.allowed_ips]
+        if st.conf is not None:
+            used += [ip for p in st.conf.peers for ip in p.allowed_ips]
+            used += [_own(a) for a in st.conf.addresses]
+        if self.lab.is_local(cfg.host):
+            info = await asyncio.to_thread(link_info, cfg.interface, cfg.netns)
+            if info is not None:
+                used += [_own(a) for a in info[0]]
+        try:
+            address = next_free_address(cfg.subnet, used)
+        except ValueError as exc:
+            raise ActionFailed(str(exc)) from None
+        private, public = new_keypair()
+        known = {p.public_key for p in st.live.peers} | (
+            {p.public_key for p in st.conf.peers} if st.conf else set()
+        )
+        if public in known or public == st.live.public_key:
+            raise ActionFailed("generated key collides with an existing peer; try again")
+        psk = new_psk() if self.psk else None
+        host_net = f"{address}/{address.max_prefixlen}"
+        subnet = str(ipaddress.ip_network(cfg.subnet, strict=False))
+        client = client_config(
+            private_key=private,
+            address=host_net,
+            server_public=st.live.public_key,
+            endpoint=endpoint,
+            allowed=subnet,
+            psk=psk,
+            dns=cfg.dns,
+        )
+        argv = ["wg", "set", cfg.interface, "peer", public]
+        if psk:
+            argv += ["preshared-key", "/dev/stdin"]
+        argv += ["allowed-ips", host_net]
+        steps = [
+            Step(f"add peer {name} ({host_net}) to {cfg.interface} live", cfg.host, tuple(argv))
+        ]
+        data: dict[str, JSON] = {
+            "name": name,
+            "public_key": public,
+            "address": host_net,
+            "live": {"argv": argv, "stdin": psk},
+            "undo": {"argv": ["wg", "set", cfg.interface, "peer", public, "remove"]},
+            "live_before": False,
+            "live_after": True,
+            "client_private_key": private,
+            "client_config": client,
+            "conf_path": None,
+        }
+        diff = None
+        notes: list[str] = []
+        if self.nixos(cfg):
+            snippet = nix_snippet(cfg.interface, name, public, host_net)
+            data["nix"] = snippet
+            notes.append("declarative host: the conf is not edited; add this to the Nix config:")
+            notes.append(snippet)
+        elif cfg.peers_file is not None and st.conf_text is not None:
+            new = append_block(st.conf_text, server_peer_block(name, public, psk, host_net))
+            diff = hidden_diff(st.conf_text, new, str(cfg.peers_file))
+            steps.append(self.persist_step(cfg))
+            data.update(conf_path=str(cfg.peers_file), old_conf=st.conf_text, new_conf=new)
+        else:
+            notes.append("no peers_file configured: the peer is live only and goes at restart")
+        steps.append(Step(f"verify {name} appears in `wg show {cfg.interface}`", cfg.host))
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Add peer {name} ({host_net}) to {cfg.interface} on {cfg.host}",
+            steps=tuple(steps),
+            blast_radius=BlastRadius.SINGLE,
+            confirmation=Confirmation(f"Add peer {name} to {self.target}?"),
+            reversible=True,
+            diff=diff,
+            notes=tuple(notes),
+            data=data,
+        )
+
+    def outcome_details(self, plan: Plan) -> dict[str, JSON]:
+        client = str(plan.data["client_config"])
+        return {
+            "peer": plan.data["public_key"],
+            "name": plan.data["name"],
+            "address": plan.data["address"],
+            # masked by the audit log (keys naming a secret); for the CLI and the wizard only
+            "secret_client_config": client,
+            "secret_qr": qr_text(client),
+            **({"nix": plan.data["nix"]} if "nix" in plan.data else {}),
+        }
+
+
+class _ExistingPeer(WgAction):
+    """Remove, disable, enable: act on one existing peer, named by name or public key."""
+
+    def __init__(self, target: Target, lab: Lab, peer: str = "") -> None:
+        super().__init__(target, lab)
+        self.peer = peer
+
+    @classmethod
+    def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> _ExistingPeer:
+        if target.kind != "vpn":
+            raise ValueError(f"{cls.verb} acts on vpn:IFACE@HOST targets, not {target}")
+        peer = str(params.get("peer") or params.get("name") or "").strip()
+        if not peer:
+            raise ValueError(f"{cls.verb} needs the peer: --name NAME (or its public key)")
+        return cls(target, lab, check_name(peer))
+
+    async def live_psk(self, st: _State, key: str) -> str | None:
+        result = await st.executor.run(
+            ["wg", "show", st.cfg.interface, "preshared-keys"], timeout=CMD_TIMEOUT
+        )
+        if not result.ok:
+            return None
+        for line in result.stdout.splitlines():
+            k, _, v = line.partition("\t")
+            if k == key and v.strip() not in ("", "(none)"):
+                return v.strip()
+        return None
+
+    def readd(
+        self, st: _State, key: str, conf_peer: ConfPeer | None, psk: str | None
+    ) -> dict[str, JSON]:
+        """The `wg set` that puts the peer back live as it was (or as its conf block says)."""
+        live = next((p for p in st.live.peers if p.public_key == key), None)
+        values: dict[str, str | None]
+        if live is not None:
+            values = {
+                "publickey": key,
+                "allowedips": ",".join(live.allowed_ips),
+                "endpoint": live.endpoint,
+                "persistentkeepalive": str(live.keepalive) if live.keepalive else None,
+            }
+        elif conf_peer is not None and st.conf is not None:
+            raw = block_values(st.conf, conf_peer)
+            values = {
+                "publickey": key,
+                "allowedips": raw.get("allowedips"),
+                "endpoint": raw.get("endpoint"),
+                "persistentkeepalive": raw.get("persistentkeepalive"),
+            }
+            psk = psk or raw.get("presharedkey")
+        else:
+            raise ActionFailed(f"peer {key[:8]}… is neither live nor in the conf")
+        return {"argv": wg_set_peer_argv(st.cfg.interface, values, psk is not None), "stdin": psk}
+
+
+@register
+class PeerRemove(_ExistingPeer):
+    family = "vpn.peer-remove"
+    verb = "peer-remove"
+
+    async def plan(self) -> Plan:
+        st = await self.load()
+        key, cp = self.find(st, self.peer)
+        live_now = any(p.public_key == key for p in st.live.peers)
+        psk = await self.live_psk(st, key) if live_now else None
+        label = cp.name if cp and cp.name else self.peer
+        rm = ["wg", "set", st.cfg.interface, "peer", key, "remove"]
+        steps = [Step(f"remove peer {label} from {st.cfg.interface} live", st.cfg.host, tuple(rm))]
+        data: dict[str, JSON] = {
+            "name": label,
+            "public_key": key,
+            "live": {"argv": rm},
+            "undo": self.readd(st, key, cp, psk),
+            "live_before": live_now,
+            "live_after": False,
+            "conf_path": None,
+        }
+        diff = None
+        if cp is not None and st.conf is not None and st.conf_text is not None:
+            new = remove_block(st.conf, cp)
+            diff = hidden_diff(st.conf_text, new, str(st.cfg.peers_file))
+            steps.append(self.persist_step(st.cfg))
+            data.update(conf_path=str(st.cfg.peers_file), old_conf=st.conf_text, new_conf=new)
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Remove peer {label} ({key[:8]}…) from {st.cfg.interface} on {st.cfg.host}",
+            steps=tuple(steps),
+            blast_radius=BlastRadius.DISRUPTIVE,
+            confirmation=Confirmation(
+                f"This cuts {label}'s access. Type {label} to remove it:", label
+            ),
+            reversible=True,
+            diff=diff,
+            data=data,
+        )
+
+
+@register
+class PeerDisable(_ExistingPeer):
+    family = "vpn.peer-disable"
+    verb = "peer-disable"
+
+    async def plan(self) -> Plan:
+        st = await self.load()
+        key, cp = self.find(st, self.peer)
+        if cp is None or st.conf is None or st.conf_text is None:
+            raise ActionFailed(
+                f"peer {self.peer!r} is not in a peers_file: disable keeps it there commented out"
+            )
+        if cp.disabled:
+            raise ActionFailed(f"peer {self.peer!r} is already disabled")
+        live_now = any(p.public_key == key for p in st.live.peers)
+        psk = await self.live_psk(st, key) if live_now else None
+        rm = ["wg", "set", st.cfg.interface, "peer", key, "remove"]
+        new = set_block_disabled(st.conf, cp, True)
+        label = cp.name or self.peer
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Disable peer {label} on {st.cfg.interface}@{st.cfg.host}",
+            steps=(
+                Step(f"remove peer {label} from {st.cfg.interface} live", st.cfg.host, tuple(rm)),
+                self.persist_step(st.cfg),
+            ),
+            blast_radius=BlastRadius.DISRUPTIVE,
+            confirmation=Confirmation(
+                f"This cuts {label}'s access. Type {label} to disable it:", label
+            ),
+            reversible=True,
+            diff=hidden_diff(st.conf_text, new, str(st.cfg.peers_file)),
+            data={
+                "name": label,
+                "public_key": key,
+                "live": {"argv": rm},
+                "undo": self.readd(st, key, cp, psk),
+                "live_before": live_now,
+                "live_after": False,
+                "conf_path": str(st.cfg.peers_file),
+                "old_conf": st.conf_text,
+                "new_conf": new,
+            },
+        )
+
+
+@register
+class PeerEnable(_ExistingPeer):
+    family = "vpn.peer-enable"
+    verb = "peer-enable"
+
+    async def plan(self) -> Plan:
+        st = await self.load()
+        key, cp = self.find(st, self.peer)
+        if cp is None or st.conf is None or st.conf_text is None or not cp.disabled:
+            raise ActionFailed(f"peer {self.peer!r} is not a disabled peer in the peers_file")
+        add = self.readd(st, key, cp, None)
+        new = set_block_disabled(st.conf, cp, False)
+        label = cp.name or self.peer
+        argv = [str(a) for a in add["argv"]]
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Enable peer {label} on {st.cfg.interface}@{st.cfg.host}",
+            steps=(
+                Step(f"add peer {label} to {st.cfg.interface} live", st.cfg.host, tuple(argv)),
+                self.persist_step(st.cfg),
+            ),
+            blast_radius=BlastRadius.SINGLE,
+            confirmation=Confirmation(f"Enable peer {label}?"),
+            reversible=True,
+            diff=hidden_diff(st.conf_text, new, str(st.cfg.peers_file)),
+            data={
+                "name": label,
+                "public_key": key,
+                "live": add,
+                "undo": {"argv": ["wg", "set", st.cfg.interface, "peer", key, "remove"]},
+                "live_before": any(p.public_key == key for p in st.live.peers),
+                "live_after": True,
+                "conf_path": str(st.cfg.peers_file),
+                "old_conf": st.conf_text,
+                "new_conf": new,
+            },
+        )

@@ -1,0 +1,244 @@
+"""WireGuard against real wireguard-go in network namespaces (tests/testbed/wireguard.py):
+the reader (UAPI and `wg show dump`), peer add end to end with a third namespace pinging across
+the tunnel, the QR code decoded back, rollback on a read-only conf, remove/disable/enable, bad
+input refused with nothing changed, and no secret in the audit log."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from actions.base import Target
+from actions.runner import Refused, Runner
+from actions.vpn import PeerAdd, PeerDisable, PeerEnable, PeerRemove
+from lab.execute import LocalExecutor
+from lab.health import vpn_findings
+from lab.model import Severity, WgInterface, utcnow
+from lab.vpn import VpnReader, parse_wg_quick_conf, wg_dump
+from lab.wiring import Lab
+from tests.testbed.wireguard import WgTestbed, ping, sh
+
+pytestmark = pytest.mark.testbed
+
+
+@pytest.fixture
+def lab(wg_testbed: WgTestbed, tmp_path: Path) -> Iterator[Lab]:
+    yield Lab(wg_testbed.config(tmp_path / "state"))
+
+
+def live_peers(bed: WgTestbed) -> set[tuple[str, str]]:
+    """The live peer set without counters: (public key, allowed ips)."""
+    out = set()
+    for line in sh("wg", "show", bed.iface, "dump").splitlines()[1:]:
+        f = line.split("\t")
+        out.add((f[0], f[3]))
+    return out
+
+
+def target(bed: WgTestbed) -> Target:
+    return Target("vpn", bed.iface, "local")
+
+
+async def read(lab: Lab) -> WgInterface:
+    return await VpnReader(lab, lab.config.vpn[0]).read()
+
+
+async def test_reader_shows_real_handshake_transfer_and_stale_peer(
+    wg_testbed: WgTestbed, lab: Lab
+) -> None:
+    reader = VpnReader(lab, lab.config.vpn[0])
+    first = await reader.read()
+    assert first.source == "uapi" and first.up
+    assert first.public_key == wg_testbed.keys["server"][1]
+    assert "10.77.0.1/24" in first.addresses and first.mtu == 1420
+    peers = {p.name: p for p in first.peers}
+    laptop, phone = peers["laptop"], peers["phone"]
+    assert laptop.latest_handshake is not None and laptop.online
+    assert laptop.rx_bytes > 0 and laptop.tx_bytes > 0
+    assert laptop.endpoint == "192.168.201.2:" + laptop.endpoint.rsplit(":", 1)[1]  # type: ignore[union-attr]
+    assert phone.latest_handshake is None and phone.stale and not phone.online
+    assert ping(wg_testbed.ns_client, "10.77.0.1", count=1)
+    second = await reader.read()
+    again = {p.name: p for p in second.peers}["laptop"]
+    assert again.rx_bytes > laptop.rx_bytes
+    assert again.rx_rate is not None and again.rx_rate > 0
+    # The same handshake seen ten minutes later is stale (stale_after = 3 min).
+    later = Lab(lab.config, clock=lambda: utcnow() + timedelta(minutes=10))
+    stale = {p.name: p for p in (await read(later)).peers}["laptop"]
+    assert stale.stale and stale.age is not None and stale.age > 500
+    # The private key is never part of a reading.
+    assert wg_testbed.keys["server"][0] not in repr(second)
+
+
+async def test_wg_dump_path_agrees_with_uapi(wg_testbed: WgTestbed, lab: Lab) -> None:
+    raw = await wg_dump(LocalExecutor(), wg_testbed.iface)
+    assert raw is not None
+    uapi = await read(lab)
+    assert raw.public_key == uapi.public_key
+    assert {p.public_key for p in raw.peers} == {p.public_key for p in uapi.peers}
+    assert await wg_dump(LocalExecutor(), "nosuchwg0") is None
+
+
+async def test_health_flags_the_never_seen_always_on_peer(wg_testbed: WgTestbed, lab: Lab) -> None:
+    reading = await read(lab)
+    findings = vpn_findings(reading, lab.config, ("vpn", f"{wg_testbed.iface}@local"), utcnow())
+    assert [(f.subject, f.severity) for f in findings] == [
+        (f"{wg_testbed.iface} peer phone", Severity.CRITICAL)
+    ]
+
+
+async def test_peer_add_end_to_end_with_a_hostile_name(
+    wg_testbed: WgTestbed, lab: Lab, tmp_path: Path
+) -> None:
+    pwned = Path(f"/tmp/pwned-{wg_testbed.prefix}")
+    name = f"x; touch {pwned} $(id)"
+    runner = Runner(lab)
+    before_conf = wg_testbed.conf.read_bytes()
+    prepared = await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": name}))
+    plan = prepared.plan
+    assert plan.diff is not None and f"+# {name}" in plan.diff
+    assert "PrivateKey = (hidden)" in plan.diff or "PrivateKey" not in plan.diff
+    result = await runner.run(prepared, "")
+    assert result.ok, result.outcome.message
+    client = str(result.outcome.details["secret_client_config"])
+    private = str(plan.data["client_private_key"])
+    assert f"PrivateKey = {private}" in client
+    # persisted with a backup, the peer named by its comment
+    conf = parse_wg_quick_conf(wg_testbed.conf.read_text())
+    added = conf.by_name(name)
+    assert added is not None and added.public_key == plan.data["public_key"]
+    assert Path(f"{wg_testbed.conf}.hlcon-bak").read_bytes() == before_conf
+    assert not pwned.exists()
+    # nothing secret reached the audit log: the client key, the psk, the client config
+    audit = runner.audit.path.read_text()
+    assert private not in audit
+    psk = str(plan.data["live"]["stdin"])  # type: ignore[index]
+    assert psk not in audit
+    assert "[redacted]" in audit
+    # a third namespace brings the generated config up and pings the server across the tunnel
+    wg_testbed.bring_up_client(f"{wg_testbed.prefix}n", client)
+    assert ping(wg_testbed.ns_new, "10.77.0.1")
+    peer = {p.name: p for p in (await read(lab)).peers}[name]
+    assert peer.online and peer.latest_handshake is not None
+    assert peer.allowed_ips == (str(plan.data["address"]),)
+
+
+async def test_qr_decodes_back_to_the_client_config(
+    wg_testbed: WgTestbed, lab: Lab, tmp_path: Path
+) -> None:
+    import segno
+    import zxingcpp
+    from PIL import Image
+
+    prepared = await Runner(lab).prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "qr"}))
+    client = str(prepared.plan.data["client_config"])
+    Runner(lab).cancel(prepared)
+    png = tmp_path / "qr.png"
+    segno.make(client, error="l", micro=False).save(str(png), scale=4)
+    decoded = zxingcpp.read_barcodes(Image.open(png))
+    assert [d.text for d in decoded] == [client]
+
+
+async def test_rollback_on_read_only_conf_restores_live_and_file(
+    wg_testbed: WgTestbed, lab: Lab
+) -> None:
+    runner = Runner(lab)
+    before_live = live_peers(wg_testbed)
+    before_conf = wg_testbed.conf.read_bytes()
+    prepared = await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "ro-test"}))
+    subprocess.run(["chattr", "+i", str(wg_testbed.conf)], check=True)
+    try:
+        result = await runner.run(prepared, "")
+    finally:
+        subprocess.run(["chattr", "-i", str(wg_testbed.conf)], check=True)
+    assert not result.ok and "writing" in result.outcome.message
+    assert result.rollback is not None and result.rollback.ok, result.rollback
+    assert live_peers(wg_testbed) == before_live
+    assert wg_testbed.conf.read_bytes() == before_conf
+    assert not Path(f"{wg_testbed.conf}.hlcon-new").exists()
+    phases = [r.phase for r in runner.audit.records() if r.ref == prepared.seq]
+    assert phases == ["intent", "outcome", "rollback"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name", "why"),
+    [
+        ({}, "laptop", "already exists"),
+        ({"subnet": "10.77.0.0/30"}, "new", "exhausted"),
+        ({"endpoint": "vpn.example.org"}, "new", "invalid endpoint"),
+        ({"endpoint": "vpn.example.org:99999"}, "new", "invalid endpoint"),
+    ],
+)
+async def test_bad_input_refused_and_nothing_changed(
+    wg_testbed: WgTestbed, tmp_path: Path, overrides: dict[str, object], name: str, why: str
+) -> None:
+    lab = Lab(wg_testbed.config(tmp_path / "state", **overrides))
+    before = (live_peers(wg_testbed), wg_testbed.conf.read_bytes())
+    with pytest.raises(Refused, match=why):
+        await Runner(lab).prepare(PeerAdd.create(target(wg_testbed), lab, {"name": name}))
+    assert (live_peers(wg_testbed), wg_testbed.conf.read_bytes()) == before
+
+
+async def test_conf_that_does_not_parse_is_refused(wg_testbed: WgTestbed, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.conf"
+    broken.write_text("[Interface]\nPrivateKey = x\n[Peer]\nAllowedIPs = 10.77.0.9/32\n")
+    lab = Lab(wg_testbed.config(tmp_path / "state", peers_file=broken))
+    before = live_peers(wg_testbed)
+    with pytest.raises(Refused, match=r"broken.conf on local does not parse \(line 3"):
+        await Runner(lab).prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "new"}))
+    assert live_peers(wg_testbed) == before and broken.read_text().startswith("[Interface]")
+
+
+def test_control_characters_in_names_are_refused(wg_testbed: WgTestbed, tmp_path: Path) -> None:
+    lab = Lab(wg_testbed.config(tmp_path / "state"))
+    with pytest.raises(ValueError, match="control characters"):
+        PeerAdd.create(target(wg_testbed), lab, {"name": "a\n[Peer]"})
+
+
+async def test_disable_enable_remove(wg_testbed: WgTestbed, lab: Lab) -> None:
+    runner = Runner(lab)
+    t = target(wg_testbed)
+    added = await runner.run(await runner.prepare(PeerAdd.create(t, lab, {"name": "tablet"})), "")
+    assert added.ok
+    key = str(added.outcome.details["peer"])
+
+    disable = await runner.prepare(PeerDisable.create(t, lab, {"name": "tablet"}))
+    assert disable.plan.confirmation.expect == "tablet"
+    assert (await runner.run(disable, "tablet")).ok
+    assert key not in {k for k, _ in live_peers(wg_testbed)}
+    peer = {p.name: p for p in (await read(lab)).peers}["tablet"]
+    assert peer.disabled
+
+    enable = await runner.prepare(PeerEnable.create(t, lab, {"name": "tablet"}))
+    assert (await runner.run(enable, "")).ok
+    assert key in {k for k, _ in live_peers(wg_testbed)}
+    assert not {p.name: p for p in (await read(lab)).peers}["tablet"].disabled
+
+    remove = await runner.prepare(PeerRemove.create(t, lab, {"name": "tablet"}))
+    with pytest.raises(Refused, match="confirmation did not match"):
+        await runner.run(remove, "")
+    remove = await runner.prepare(PeerRemove.create(t, lab, {"name": "tablet"}))
+    assert (await runner.run(remove, "tablet")).ok
+    assert key not in {k for k, _ in live_peers(wg_testbed)}
+    conf = parse_wg_quick_conf(wg_testbed.conf.read_text())
+    assert conf.by_name("tablet") is None and conf.by_name("laptop") is not None
+
+
+async def test_nixos_host_gets_a_snippet_and_no_file_edit(
+    wg_testbed: WgTestbed, tmp_path: Path
+) -> None:
+    lab = Lab(wg_testbed.config(tmp_path / "state", nixos=True))
+    runner = Runner(lab)
+    before_conf = wg_testbed.conf.read_bytes()
+    prepared = await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "nixbox"}))
+    assert prepared.plan.diff is None
+    assert any("networking.wireguard.interfaces" in n for n in prepared.plan.notes)
+    result = await runner.run(prepared, "")
+    assert result.ok and "nix" in result.outcome.details
+    assert wg_testbed.conf.read_bytes() == before_conf
+    # leave the live interface as the other tests expect it
+    sh("wg", "set", wg_testbed.iface, "peer", str(result.outcome.details["peer"]), "remove")

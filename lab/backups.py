@@ -435,6 +435,12 @@ def reveal(ref: SecretRef) -> str:
 
 
 def state_dir(config: Config) -> Path:
+    """STATE_DIR, as actions.policy.state_dir finds it (lab.config.state_dir when it exists)."""
+    from lab import config as config_module
+
+    fn = getattr(config_module, "state_dir", None)
+    if fn is not None:
+        return Path(fn(config))
     if config.console.state_dir is not None:
         return Path(config.console.state_dir).expanduser()
     import platformdirs

@@ -7,5 +7,6 @@ pytest_plugins: list[str] = [
     "tests.testbed.podman",
     "tests.testbed.sshd",
     "tests.testbed.systemd",
+    "tests.testbed.restic",
     "tests.testbed.wireguard",
 ]

@@ -1,0 +1,649 @@
+"""restic actions on repo:NAME targets: restore, check, unlock (stale locks), backup now.
+
+Every restic command runs through lab.backups.Restic (the password in env or on stdin, never
+argv) on the host the [[backups]] entry names. Every other probe (free space, is the target
+empty, which files exist) is an argv command on that same host, so a remote restore checks the
+remote disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import posixpath
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from actions.base import (
+    Action,
+    ActionFailed,
+    BlastRadius,
+    Confirmation,
+    Outcome,
+    Plan,
+    Progress,
+    Step,
+    Target,
+)
+from actions.registry import register
+from lab.backups import (
+    Restic,
+    ResticError,
+    TreeNode,
+    find_backup,
+    parse_check,
+    parse_message,
+    parse_verified_count,
+    save_check,
+)
+from lab.config import BackupConfig
+from lab.execute import Executor
+from lab.model import CheckRecord
+
+if TYPE_CHECKING:
+    from lab.wiring import Lab
+
+STAGING_ROOT = "/var/tmp/hlcon-restore"  # noqa: S108 - a user-visible default, same on every host
+_SNAPSHOT_ID = re.compile(r"^(latest|[0-9a-f]{4,64})$")
+OVERWRITE_LIST_MAX = 200  # paths kept in a plan; the count is always exact
+
+
+class RestoreRefused(ActionFailed):
+    """plan() found the restore unsafe (target not empty, no room, not writable …)."""
+
+
+def _repo(target: Target, lab: Lab) -> BackupConfig:
+    if target.kind != "repo":
+        raise ValueError(f"backup actions act on repo:NAME targets, not {target}")
+    try:
+        return find_backup(lab.config, target.name)
+    except LookupError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def clean_path(text: str, what: str) -> str:
+    """An absolute, normalised POSIX path; refuses relative paths and control characters."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{what}: a path is needed")
+    if any(ord(c) < 32 for c in text):
+        raise ValueError(f"{what}: control characters are not allowed in {text!r}")
+    if not text.startswith("/"):
+        raise ValueError(f"{what}: must be an absolute path, not {text!r}")
+    return posixpath.normpath(text).replace("//", "/")
+
+
+def escape_pattern(path: str) -> str:
+    """restic's --include is a glob: escape * ? [ and backslash so a name means itself."""
+    return re.sub(r"([*?\[\\])", r"\\\1", path)
+
+
+def _under(path: str, root: str) -> bool:
+    return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _join(target: str, path: str) -> str:
+    return posixpath.join(target, path.lstrip("/")) if target != "/" else path
+
+
+def _parse_find(text: str) -> dict[str, tuple[str, int]]:
+    """`find … -printf '%y %s %p\\0'` → {path: (type letter, size)}."""
+    out: dict[str, tuple[str, int]] = {}
+    for item in text.split("\0"):
+        if not item:
+            continue
+        kind, size, path = item.split(" ", 2)
+        out[path] = (kind, int(size))
+    return out
+
+
+def _parse_df_available(text: str) -> int:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if len(lines) < 2:
+        raise ValueError(f"df: unexpected output {text[:80]!r}")
+    fields = lines[-1].split()
+    return int(fields[3])
+
+
+async def _existing(executor: Executor, paths: Sequence[str]) -> dict[str, tuple[str, int]]:
+    """Which of `paths` (and everything below them) exist on the host: {path: (type, size)}."""
+    if not paths:
+        return {}
+    result = await executor.run(
+        ["find", *paths, "-printf", "%y %s %p\\0"], timeout=120
+    )  # missing roots only print to stderr
+    return _parse_find(result.stdout)
+
+
+@dataclass(frozen=True)
+class TargetProbe:
+    exists: bool
+    entries: int  # 0 or 1: is it non-empty (find -quit)
+    writable: bool
+    free: int  # bytes available on its filesystem (its nearest existing ancestor's)
+    ancestor: str
+
+
+async def probe_target(executor: Executor, target: str) -> TargetProbe:
+    ancestors = [target]
+    p = target
+    while p != "/":
+        p = posixpath.dirname(p)
+        ancestors.append(p)
+    stat = await executor.run(["stat", "--format=%n", *ancestors], timeout=15)
+    existing = set(stat.stdout.splitlines())
+    ancestor = next(a for a in ancestors if a in existing or a == "/")
+    exists = target in existing
+    entries = 0
+    if exists:
+        found = await executor.run(
+            ["find", target, "-mindepth", "1", "-maxdepth", "1", "-print", "-quit"], timeout=15
+        )
+        entries = 1 if found.stdout.strip() else 0
+    writable = (await executor.run(["test", "-w", ancestor], timeout=15)).ok
+    df = await executor.run(["df", "-P", "-B1", ancestor], timeout=15)
+    free = _parse_df_available(df.stdout) if df.ok else 0
+    return TargetProbe(exists, entries, writable, free, ancestor)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+# ---------------------------------------------------------------- restore
+
+
+@register(kind="repo")
+class RestoreAction(Action):
+    """Restore files of one snapshot into a staging folder (default) or in place."""
+
+    family = "backup.restore"
+    verb = "restore"
+
+    def __init__(
+        self,
+        target: Target,
+        lab: Lab,
+        *,
+        snapshot: str,
+        include: Sequence[str] = ("/",),
+        restore_to: str | None = None,
+        in_place: bool = False,
+        overwrite: bool = False,
+    ) -> None:
+        super().__init__(target, lab)
+        self.cfg = _repo(target, lab)
+        if not isinstance(snapshot, str) or not _SNAPSHOT_ID.match(snapshot):
+            raise ValueError(
+                f"snapshot: expected a snapshot id (hex) or 'latest', not {snapshot!r}"
+            )
+        self.snapshot = snapshot
+        self.include = tuple(dict.fromkeys(clean_path(p, "include") for p in include)) or ("/",)
+        self.in_place = bool(in_place)
+        if self.in_place:
+            if restore_to not in (None, "/"):
+                raise ValueError("--in-place restores to the original paths; drop --target")
+            self.restore_to = "/"
+        elif restore_to:
+            self.restore_to = clean_path(restore_to, "target")
+            if self.restore_to == "/":
+                raise ValueError("target '/' is the original location: use --in-place")
+        else:
+            stamp = lab.clock().strftime("%Y%m%d-%H%M%S")
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", self.cfg.name)
+            self.restore_to = f"{STAGING_ROOT}/{name}-{snapshot[:8]}-{stamp}"
+        self.overwrite = bool(overwrite) or self.in_place
+        self.restic = Restic(lab, self.cfg)
+        self.partial: list[dict[str, Any]] | None = None  # set when a restore is cancelled
+
+    @classmethod
+    def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> Action:
+        include = params.get("include") or ["/"]
+        if isinstance(include, str):
+            include = [include]
+        snapshot = params.get("snapshot")
+        if not snapshot:
+            raise ValueError("restore needs --snapshot ID (see the backups pane or `hlcon status`)")
+        return cls(
+            target,
+            lab,
+            snapshot=str(snapshot),
+            include=list(include),
+            restore_to=params.get("target"),
+            in_place=bool(params.get("in_place", False)),
+            overwrite=bool(params.get("overwrite", False)),
+        )
+
+    @property
+    def host(self) -> str:
+        return self.cfg.host
+
+    @property
+    def lock_keys(self) -> tuple[str, ...]:
+        # two consoles cannot restore into the same place on the same host
+        return (str(self.target), f"path:{self.restore_to}@{self.cfg.host}")
+
+    def restore_argv(self, snapshot_id: str, json_progress: bool) -> list[str]:
+        args = ["restore", "--target", self.restore_to, "--verify"]
+        if json_progress:
+            args.append("--json")
+        for p in self.include:
+            if p != "/":
+                args += ["--include", escape_pattern(p)]
+        return [*args, "--", snapshot_id]
+
+    async def selection(self) -> tuple[str, tuple[TreeNode, ...]]:
+        """(full snapshot id, every node the includes select)."""
+        try:
+            snap, nodes = await self.restic.ls(self.snapshot, *self.include, recursive=True)
+        except ResticError as exc:
+            raise RestoreRefused(str(exc)) from None
+        if snap is None:
+            raise RestoreRefused(f"snapshot {self.snapshot} not found in repo:{self.cfg.name}")
+        chosen = tuple(n for n in nodes if any(_under(n.path, p) for p in self.include))
+        for p in self.include:
+            if p != "/" and not any(n.path == p for n in chosen):
+                raise RestoreRefused(f"{p} is not in snapshot {snap.short_id}")
+        return snap.id, chosen
+
+    async def plan(self) -> Plan:
+        version = await self.restic.version()
+        snapshot_id, nodes = await self.selection()
+        files = [n for n in nodes if n.type == "file"]
+        total = sum(n.size for n in files)
+        probe = await probe_target(self.restic.executor, self.restore_to)
+        roots = [_join(self.restore_to, p) for p in self.include]
+        existing = await _existing(self.restic.executor, roots) if probe.exists else {}
+        overwritten = sorted(
+            _join(self.restore_to, n.path)
+            for n in nodes
+            if n.type != "dir" and _join(self.restore_to, n.path) in existing
+        )
+        replaced_bytes = sum(
+            existing[p][1] for p in overwritten if existing[p][0] == "f"
+        )  # space freed by files restic rewrites
+        if not probe.writable:
+            raise RestoreRefused(
+                f"cannot write to {self.restore_to} on {self.cfg.host} "
+                f"({probe.ancestor} is not writable)"
+            )
+        if probe.entries and not self.overwrite:
+            raise RestoreRefused(
+                f"target {self.restore_to} is not empty ({len(overwritten)} of the restored "
+                f"files would be overwritten): choose an empty folder, or the overwrite option"
+            )
+        need = max(0, total - replaced_bytes)
+        if need > probe.free:
+            raise RestoreRefused(
+                f"not enough room in {probe.ancestor} on {self.cfg.host}: {_human(need)} to "
+                f"restore, {_human(probe.free)} free"
+            )
+        json_progress = version >= (0, 16, 0)
+        argv = [
+            "restic",
+            *self.restic.command(*self.restore_argv(snapshot_id, json_progress))[0][1:],
+        ]
+        where = "in place (original paths)" if self.in_place else self.restore_to
+        what = ", ".join(self.include)
+        notes = []
+        if overwritten:
+            notes.append(f"{len(overwritten)} existing files will be overwritten")
+        notes.append(f"{_human(probe.free)} free in {probe.ancestor}")
+        if self.in_place:
+            expect = (
+                self.include[0] if len(self.include) == 1 else posixpath.commonpath(self.include)
+            )
+            confirmation = Confirmation(
+                f"Restore {what} from {snapshot_id[:8]} OVER the original files — type the path "
+                f"{expect} to confirm",
+                expect=expect,
+            )
+            blast = BlastRadius.DISRUPTIVE
+        elif overwritten:
+            confirmation = Confirmation(
+                f"Overwrite {len(overwritten)} files in {self.restore_to} — "
+                "type the path to confirm",
+                expect=self.restore_to,
+            )
+            blast = BlastRadius.DISRUPTIVE
+        else:
+            confirmation = Confirmation(f"Restore {what} into {self.restore_to}?")
+            blast = BlastRadius.SINGLE
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Restore {what} from snapshot {snapshot_id[:8]} of repo:{self.cfg.name} "
+            f"to {where} on {self.cfg.host}",
+            steps=(
+                Step(
+                    f"restic restore {len(files)} files ({_human(total)}) with --verify",
+                    self.cfg.host,
+                    argv=tuple(argv),
+                    changes=tuple(roots),
+                ),
+                Step("compare restored files and sizes with the snapshot listing", self.cfg.host),
+            ),
+            blast_radius=blast,
+            confirmation=confirmation,
+            reversible=False,
+            cost=f"{len(files)} files, {_human(total)} to write",
+            notes=tuple(notes),
+            timeout=max(self.lab.config.actions.timeout, 6 * 3600.0),
+            data={
+                "snapshot_id": snapshot_id,
+                "include": list(self.include),
+                "target": self.restore_to,
+                "in_place": self.in_place,
+                "files": len(files),
+                "bytes": total,
+                "free": probe.free,
+                "overwritten": overwritten[:OVERWRITE_LIST_MAX],
+                "overwritten_count": len(overwritten),
+                "json_progress": json_progress,
+                "expected": {
+                    _join(self.restore_to, n.path): [n.type, n.size]
+                    for n in nodes
+                    if n.type in ("file", "dir", "symlink")
+                },
+            },
+        )
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        data = plan.data
+        total = int(data["bytes"])
+        json_progress = bool(data["json_progress"])
+        roots = [_join(str(data["target"]), p) for p in data["include"]]
+        verified: list[str] = []
+
+        def on_line(line: str) -> None:
+            msg = parse_message(line)
+            if msg is None:
+                verified.append(line)
+                return
+            if msg.type == "status":
+                done = msg.bytes_done or 0
+                eta = f", ETA {msg.seconds_remaining}s" if msg.seconds_remaining else ""
+                progress(msg.fraction, f"{_human(done)} of {_human(msg.total_bytes or total)}{eta}")
+
+        poll: asyncio.Task[None] | None = None
+        if not json_progress and not self.in_place and total:
+            poll = asyncio.create_task(self._poll_bytes(roots, total, progress))
+        progress(0.0, f"restoring {data['files']} files, {_human(total)}")
+        try:
+            result = await self.restic.run(
+                *self.restore_argv(str(data["snapshot_id"]), json_progress),
+                timeout=plan.timeout or max(self.lab.config.actions.timeout, 3600.0),
+                on_line=on_line,
+                check=False,
+            )
+        except asyncio.CancelledError:
+            self.partial = await self._report(plan)
+            raise
+        finally:
+            if poll is not None:
+                poll.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poll
+        if not result.ok:
+            raise ActionFailed(
+                str(self.restic.failure(result)), {"partial": await self._report(plan)}
+            )
+        count = parse_verified_count(result.stdout + result.stderr)
+        progress(1.0, f"restored {data['files']} files, {_human(total)}")
+        return Outcome(
+            True,
+            f"restored {data['files']} files ({_human(total)}) to {data['target']}",
+            {"verified_by_restic": count, "target": data["target"]},
+        )
+
+    async def _poll_bytes(self, roots: list[str], total: int, progress: Progress) -> None:
+        """restic 0.14 prints no restore progress: measure what has landed in the target."""
+        while True:
+            await asyncio.sleep(1.0)
+            result = await self.restic.executor.run(
+                ["du", "-s", "-B1", "--apparent-size", "-c", *roots], timeout=30
+            )
+            lines = result.stdout.strip().splitlines()
+            if lines and lines[-1].endswith("total"):
+                done = int(lines[-1].split()[0])
+                progress(min(done / total, 0.99), f"{_human(done)} of {_human(total)}")
+
+    async def _report(self, plan: Plan) -> list[dict[str, Any]]:
+        """Files of the selection present in the target, and whether each is complete."""
+        expected: Mapping[str, list[Any]] = plan.data["expected"]
+        roots = [_join(str(plan.data["target"]), p) for p in plan.data["include"]]
+        found = await _existing(self.restic.executor, roots)
+        out = []
+        for path, (kind, size) in sorted(found.items()):
+            want = expected.get(path)
+            if want is None or want[0] != "file" or kind != "f":
+                continue
+            out.append(
+                {"path": path, "size": size, "expected": want[1], "complete": size == want[1]}
+            )
+        return out
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        expected: Mapping[str, list[Any]] = plan.data["expected"]
+        roots = [_join(str(plan.data["target"]), p) for p in plan.data["include"]]
+        found = await _existing(self.restic.executor, roots)
+        letter = {"file": "f", "dir": "d", "symlink": "l"}
+        missing, wrong = [], []
+        for path, (kind, size) in expected.items():
+            got = found.get(path)
+            if got is None or got[0] != letter[kind]:
+                missing.append(path)
+            elif kind == "file" and got[1] != size:
+                wrong.append(f"{path}: {got[1]} bytes, snapshot has {size}")
+        if missing or wrong:
+            raise ActionFailed(
+                f"restored files differ from the snapshot: {len(missing)} missing, "
+                f"{len(wrong)} with the wrong size",
+                {"missing": missing[:50], "wrong_size": wrong[:50]},
+            )
+        by_restic = outcome.details.get("verified_by_restic")
+        return Outcome(
+            True,
+            f"verified {len(expected)} entries against snapshot {str(plan.data['snapshot_id'])[:8]}"
+            + (f"; restic --verify checked the content of {by_restic} files" if by_restic else ""),
+            {**outcome.details, "entries": len(expected)},
+        )
+
+
+# ---------------------------------------------------------------- check
+
+
+@register(kind="repo")
+class CheckAction(Action):
+    """`restic check`; hlcon records the result (restic keeps none) for the health rule."""
+
+    family = "backup.check"
+    verb = "check"
+
+    def __init__(self, target: Target, lab: Lab) -> None:
+        super().__init__(target, lab)
+        self.cfg = _repo(target, lab)
+        self.restic = Restic(lab, self.cfg)
+
+    @property
+    def host(self) -> str:
+        return self.cfg.host
+
+    async def plan(self) -> Plan:
+        argv = ["restic", *self.restic.command("check")[0][1:]]
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Check repo:{self.cfg.name} ({self.cfg.repository}) on {self.cfg.host}",
+            steps=(
+                Step("restic check (takes an exclusive lock)", self.cfg.host, argv=tuple(argv)),
+            ),
+            blast_radius=BlastRadius.SINGLE,
+            confirmation=Confirmation(f"Check repo:{self.cfg.name}?"),
+            notes=("backups to this repository wait while the check holds its lock",),
+            timeout=max(self.lab.config.actions.timeout, 3 * 3600.0),
+        )
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        progress(None, f"checking repo:{self.cfg.name}")
+        result = await self.restic.run(
+            "check",
+            timeout=plan.timeout or max(self.lab.config.actions.timeout, 1800.0),
+            check=False,
+        )
+        if not result.ok:
+            failure = self.restic.failure(result)
+            if failure.kind != "failed":  # could not run the check at all: nothing to record
+                raise ActionFailed(str(failure))
+        ok, message = parse_check(result.returncode, result.stdout, result.stderr)
+        save_check(self.lab.config, self.cfg.name, CheckRecord(self.lab.clock(), ok, message))
+        if not ok:
+            raise ActionFailed(f"repo:{self.cfg.name} check found problems: {message}")
+        return Outcome(True, f"repo:{self.cfg.name}: {message}")
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        from lab.backups import load_check
+
+        record = load_check(self.lab.config, self.cfg.name)
+        if record is None or not record.ok:
+            raise ActionFailed("the check result was not recorded")
+        return outcome
+
+
+# ---------------------------------------------------------------- unlock
+
+
+@register(kind="repo")
+class UnlockAction(Action):
+    """`restic unlock`: removes stale locks only (restic's rule matches the reader's)."""
+
+    family = "backup.unlock"
+    verb = "unlock"
+
+    def __init__(self, target: Target, lab: Lab) -> None:
+        super().__init__(target, lab)
+        self.cfg = _repo(target, lab)
+        self.restic = Restic(lab, self.cfg)
+
+    @property
+    def host(self) -> str:
+        return self.cfg.host
+
+    async def plan(self) -> Plan:
+        locks = await self.restic.lock_states(self.lab.clock())
+        stale = [lk for lk in locks if lk.stale]
+        if not stale:
+            held = ", ".join(f"PID {lk.pid} on {lk.hostname}" for lk in locks)
+            raise ActionFailed(
+                f"repo:{self.cfg.name} has no stale lock"
+                + (f" (held by live processes: {held}; wait for them)" if held else "")
+            )
+        described = [
+            f"lock {lk.id[:8]} by PID {lk.pid} on {lk.hostname} "
+            f"({'process gone' if lk.process_gone else f'{int(lk.age // 60)} min old'})"
+            for lk in stale
+        ]
+        argv = ["restic", *self.restic.command("unlock")[0][1:]]
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Remove {len(stale)} stale lock(s) from repo:{self.cfg.name}",
+            steps=(Step("restic unlock (stale locks only)", self.cfg.host, argv=tuple(argv)),),
+            blast_radius=BlastRadius.DISRUPTIVE,
+            confirmation=Confirmation(
+                f"Unlock repo:{self.cfg.name} — type {self.cfg.name} to confirm",
+                expect=self.cfg.name,
+            ),
+            notes=tuple(described),
+            data={"stale": [lk.id for lk in stale]},
+        )
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        try:
+            await self.restic.run("unlock", timeout=120)
+        except ResticError as exc:
+            raise ActionFailed(str(exc)) from None
+        return Outcome(True, f"removed stale locks from repo:{self.cfg.name}")
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        left = {lk.id for lk in await self.restic.lock_states(self.lab.clock())}
+        still = [i for i in plan.data["stale"] if i in left]
+        if still:
+            raise ActionFailed(f"{len(still)} stale lock(s) still there: {', '.join(still)}")
+        return outcome
+
+
+# ---------------------------------------------------------------- backup now
+
+
+@register(kind="repo")
+class BackupNowAction(Action):
+    """`restic backup` of the entry's configured `paths`, with progress."""
+
+    family = "backup.now"
+    verb = "backup-now"
+
+    def __init__(self, target: Target, lab: Lab) -> None:
+        super().__init__(target, lab)
+        self.cfg = _repo(target, lab)
+        if not self.cfg.paths:
+            raise ValueError(f"repo:{self.cfg.name} has no `paths` for backup now ([[backups]])")
+        self.restic = Restic(lab, self.cfg)
+
+    @property
+    def host(self) -> str:
+        return self.cfg.host
+
+    async def plan(self) -> Plan:
+        args = ["backup", "--json", "--", *self.cfg.paths]
+        argv = ["restic", *self.restic.command(*args)[0][1:]]
+        return Plan(
+            family=self.family,
+            target=self.target,
+            summary=f"Back up {', '.join(self.cfg.paths)} to repo:{self.cfg.name} now",
+            steps=(Step("restic backup", self.cfg.host, argv=tuple(argv)),),
+            blast_radius=BlastRadius.SINGLE,
+            confirmation=Confirmation(f"Back up to repo:{self.cfg.name} now?"),
+            data={"paths": list(self.cfg.paths)},
+            timeout=max(self.lab.config.actions.timeout, 6 * 3600.0),
+        )
+
+    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+        snapshot: list[str] = []
+
+        def on_line(line: str) -> None:
+            msg = parse_message(line)
+            if msg is None:
+                return
+            if msg.type == "status":
+                progress(
+                    msg.fraction, f"{_human(msg.bytes_done or 0)} of {_human(msg.total_bytes or 0)}"
+                )
+            elif msg.type == "summary" and msg.snapshot_id:
+                snapshot.append(msg.snapshot_id)
+
+        try:
+            await self.restic.run(
+                "backup",
+                "--json",
+                "--",
+                *plan.data["paths"],
+                timeout=plan.timeout or max(self.lab.config.actions.timeout, 3600.0),
+                on_line=on_line,
+            )
+        except ResticError as exc:
+            raise ActionFailed(str(exc)) from None
+        if not snapshot:
+            raise ActionFailed("restic backup ended without a summary (no snapshot id)")
+        return Outcome(True, f"snapshot {snapshot[0]} saved", {"snapshot_id": snapshot[0]})
+
+    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+        new = str(outcome.details["snapshot_id"])
+        if not any(s.id.startswith(new) for s in await self.restic.snapshots()):
+            raise ActionFailed(f"snapshot {new} is not in the repository's list")
+        return outcome

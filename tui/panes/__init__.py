@@ -19,7 +19,7 @@ PANES: dict[int, tuple[str, str, str]] = {
     3: ("containers", "Containers", "tui.panes.containers:ContainersPane"),
     4: ("vpn", "VPN", "tui.panes.vpn:VpnPane"),
     5: ("backups", "Backups", "tui.panes.backups:BackupsPane"),
-    6: ("certs", "Certificates", "tui.panes.certs:CertsPane"),
+    6: ("certs", "Certs", "tui.panes.certs:CertsPane"),
     7: ("audit", "Audit", "tui.panes.audit:AuditPane"),
 }
 

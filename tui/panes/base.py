@@ -421,10 +421,10 @@ class TablePane(Pane):
     def action_row_action(self, verb: str) -> None:
         row = self.selected_row()
         if row is None:
-            self.notify(f"no row selected to {verb}", severity="warning")
+            self.notify(f"no row selected to {verb}", severity="warning", markup=False)
             return
         action = self.make_action(verb, row)
         if action is None:
-            self.notify(f"cannot {verb} {row.id}", severity="warning")
+            self.notify(f"cannot {verb} {row.id}", severity="warning", markup=False)
             return
         self.app.launch(action)  # type: ignore[attr-defined]

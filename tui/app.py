@@ -1,0 +1,355 @@
+"""HlconApp: the numbered panes over one ConsoleContext, and `launch(action)`.
+
+Data flow: the poller (started on mount, on this loop) publishes to the store; the store's
+listener posts StoreChanged; the visible pane re-reads the store at most 4×/s, never while a
+modal covers it (Dolphie), and catches up when the modal closes. Ages tick once a second.
+
+Actions: `launch(action)` → runner.prepare (Refused → a notification with the reason) →
+ConfirmModal(plan) → runner.run with an ActionProgress bar → a notification of the outcome (and
+rollback); Esc → runner.cancel. Nothing else in the TUI changes the lab.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer
+from textual.worker import Worker
+
+from lab.model import Finding, Key
+from tui.context import ConsoleContext
+from tui.panes import PANES, Pane, pane_class
+from tui.panes.placeholder import PlaceholderPane
+from tui.screens.confirm import ConfirmModal
+from tui.screens.help import HelpScreen, collect_bindings
+from tui.widgets.panebar import PaneBar
+from tui.widgets.progress import ActionProgress
+
+if TYPE_CHECKING:
+    from actions.base import Action
+
+REFRESH_MIN_INTERVAL = 0.25  # panes re-render at most 4×/s however fast readings arrive
+EXIT_AFTER_FIRST_FRAME = "HLCON_EXIT_AFTER_FIRST_FRAME"  # bench/startup.py: exit once painted
+FIRST_FRAME_FILE = "HLCON_FIRST_FRAME_FILE"  # … and write time.time() of the frame here
+
+
+class StoreChanged(Message):
+    """Posted (once per burst) when the store has new readings or faults."""
+
+
+class ConsoleScreen(Screen[None]):
+    """The main screen: pane bar, the panes, action progress, footer."""
+
+    def compose(self) -> ComposeResult:
+        app: HlconApp = self.app  # type: ignore[assignment]
+        yield PaneBar([(n, PANES[n][1]) for n in sorted(PANES)], read_only=app.ctx.read_only)
+        with ContentSwitcher(id="panes", initial=app.pane_ids[app.initial_pane]):
+            yield from app.build_panes()
+        yield ActionProgress(id="progress")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app: HlconApp = self.app  # type: ignore[assignment]
+        app.action_show_pane(app.initial_pane)
+
+    def on_screen_resume(self) -> None:
+        # A modal closed: catch up on what changed underneath it.
+        app: HlconApp = self.app  # type: ignore[assignment]
+        app.flush_store_changes(force=True)
+
+
+class HlconApp(App[None]):
+    TITLE = "hlcon"
+    CSS_PATH = str(Path(__file__).with_name("hlcon.tcss"))  # absolute: subclasses live elsewhere
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(str(n), f"show_pane({n})", PANES[n][1], show=False) for n in sorted(PANES)),
+        Binding("question_mark", "help", "Help"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("f5", "refresh", "Refresh", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, ctx: ConsoleContext, *, initial_pane: int = 1) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.initial_pane = initial_pane
+        self.pane_ids = {n: f"pane-{PANES[n][0]}" for n in PANES}
+        self.current_pane = initial_pane
+        self._dirty: set[Key] = set()
+        self._last_flush = 0.0
+        self._flush_timer: Any = None
+        self._unsubscribe: Any = None
+        self._bad_theme: str | None = None
+        if ctx.config.console.theme in self.available_themes:
+            self.theme = ctx.config.console.theme
+        else:
+            self._bad_theme = ctx.config.console.theme
+
+    def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
+        # Plain text by default: messages carry names and config sections like [[hosts]].
+        super().notify(message, markup=markup, **kwargs)
+
+    # ------------------------------------------------------------ panes
+
+    def build_panes(self) -> Iterable[Pane]:
+        """One pane per number: the registered class, or a placeholder that says why not."""
+        config = self.ctx.config
+        for number in sorted(PANES):
+            pane_id, title, _ = PANES[number]
+            cls = pane_class(number)
+            if cls is None:
+                yield PlaceholderPane.not_built(number, pane_id, title)
+            elif not cls.configured(config):
+                yield PlaceholderPane.not_configured(
+                    number, pane_id, title, cls.CONFIG_SECTION, config.source
+                )
+            else:
+                yield cls()
+
+    def get_default_screen(self) -> Screen[Any]:
+        return ConsoleScreen()
+
+    def pane(self, number: int | None = None) -> Pane:
+        """The pane under `number` (default: the visible one)."""
+        return self.screen_stack[0].query_one(
+            f"#{self.pane_ids[number or self.current_pane]}", Pane
+        )
+
+    def action_show_pane(self, number: int) -> None:
+        if number not in PANES:
+            return
+        self.current_pane = number
+        main = self.screen_stack[0]
+        main.query_one("#panes", ContentSwitcher).current = self.pane_ids[number]
+        main.query_one(PaneBar).current = number
+        pane = self.pane(number)
+        pane.refresh_from_store()
+        focus = getattr(pane, "focus_default", None)
+        if focus is not None:
+            focus()
+        else:
+            self.set_focus(None)
+
+    def jump_to(self, finding: Finding) -> None:
+        """The overview's Enter: show the pane the finding is about, on its row if it has one."""
+        for number in PANES:
+            pane = self.pane(number)
+            if finding.key[0] in pane.DOMAINS:
+                self.action_show_pane(number)
+                if not (finding.row and pane.select_row(finding.row)):
+                    pane.select_row(finding.key[1])
+                return
+        self.notify(f"no pane shows {finding.key[0]}", severity="warning")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        self._unsubscribe = self.ctx.store.subscribe(self._store_listener)
+        self.set_interval(1.0, self._tick)
+        if self.ctx.poller is not None:
+            self.ctx.poller.start()
+        self._announce_pending()
+        if self._bad_theme is not None:
+            self.notify(
+                f"unknown theme {self._bad_theme!r} in [console] theme; "
+                f"available: {', '.join(sorted(self.available_themes))}",
+                severity="warning",
+            )
+        if os.environ.get(EXIT_AFTER_FIRST_FRAME) == "1":
+            self.call_after_refresh(self._first_frame)
+
+    def _first_frame(self) -> None:
+        target = os.environ.get(FIRST_FRAME_FILE)
+        if target:
+            Path(target).write_text(f"{time.time():.6f}\n")
+        self.exit()
+
+    async def on_unmount(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.ctx.poller is not None:
+            await self.ctx.poller.stop()
+        if self.ctx.lab is not None:
+            await self.ctx.lab.close()
+
+    def _announce_pending(self) -> None:
+        runner = self.ctx.runner
+        if runner is None:
+            return
+        pending = list(runner.pending())
+        if pending:
+            self.notify(
+                f"{len(pending)} action(s) never finished (the process died mid-action): "
+                "see pane 7 Audit",
+                title="Unfinished actions",
+                severity="error",
+                timeout=30,
+            )
+
+    # ------------------------------------------------------------ store → UI
+
+    def _store_listener(self, key: Key) -> None:
+        # Called by the poller on this loop, or from a thread: post only once per burst.
+        first = not self._dirty
+        self._dirty.add(key)
+        if first:
+            if threading.get_ident() == self._thread_id:
+                self.post_message(StoreChanged())
+            else:
+                self.call_from_thread(self.post_message, StoreChanged())
+
+    def on_store_changed(self, _: StoreChanged) -> None:
+        wait = REFRESH_MIN_INTERVAL - (time.monotonic() - self._last_flush)
+        if wait <= 0:
+            self.flush_store_changes()
+        elif self._flush_timer is None:
+            self._flush_timer = self.set_timer(wait, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._flush_timer = None
+        self.flush_store_changes()
+
+    def _covered(self) -> bool:
+        return len(self.screen_stack) > 1
+
+    def flush_store_changes(self, *, force: bool = False) -> None:
+        """Re-render the visible pane if any of its domains changed (or `force`)."""
+        if self._covered() or not self.is_mounted(self.screen_stack[0]):
+            return  # stays dirty: ConsoleScreen.on_screen_resume catches up
+        dirty, self._dirty = self._dirty, set()
+        self._last_flush = time.monotonic()
+        pane = self.pane()
+        domains = {key[0] for key in dirty}
+        if force or not pane.DOMAINS or domains & set(pane.DOMAINS):
+            pane.refresh_from_store()
+
+    def is_mounted(self, widget: Any) -> bool:
+        return bool(getattr(widget, "is_mounted", False))
+
+    def _tick(self) -> None:
+        if not self._covered():
+            self.pane().tick()
+
+    # ------------------------------------------------------------ app actions
+
+    def action_refresh(self) -> None:
+        if self.ctx.poller is None:
+            self.pane().refresh_from_store()
+            return
+        pane = self.pane()
+        if pane.DOMAINS:
+            pane.refresh_now()
+        else:
+            self.ctx.poller.refresh()
+        pane.refresh_from_store()
+        self.notify("refreshing…", timeout=1.5)
+
+    def action_help(self) -> None:
+        entries = collect_bindings(self, self.screen)
+        pane = self.pane()
+        self.push_screen(HelpScreen(entries, f"{pane.NUMBER} {pane.TITLE}"))
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        for number in sorted(PANES):
+            _, title, _ = PANES[number]
+            yield SystemCommand(
+                f"Pane {number}: {title}",
+                f"Show the {title} pane (key {number})",
+                lambda n=number: self.action_show_pane(n),
+            )
+        yield SystemCommand("Refresh", "Poll now (r / F5)", self.action_refresh)
+        yield SystemCommand("Toggle theme", "Switch light/dark theme", self.action_toggle_theme)
+        yield SystemCommand("Keys", "Every binding of this pane (?)", self.action_help)
+        yield from super().get_system_commands(screen)
+
+    # ------------------------------------------------------------ actions
+
+    def launch(self, action: Action) -> Worker[Any]:
+        """Plan, confirm, run and report `action` through the runner (never directly)."""
+        return self._launch(action)
+
+    @work(group="actions", exit_on_error=False)
+    async def _launch(self, action: Action) -> Any:
+        runner = self.ctx.runner
+        if runner is None:
+            self.notify("actions are unavailable in this session (no runner)", severity="error")
+            return None
+        from actions.runner import Refused
+
+        try:
+            prepared = await runner.prepare(action)
+        except Refused as exc:
+            self.notify(str(exc), title=f"Refused: {action.target}", severity="warning", timeout=10)
+            return None
+        except Exception as exc:
+            self.notify(
+                f"could not plan {action.family} on {action.target}: {exc}",
+                severity="error",
+                timeout=10,
+            )
+            return None
+        plan = prepared.plan
+        answer = await self.push_screen_wait(ConfirmModal(plan))
+        if answer is None:
+            cancelled = runner.cancel(prepared)
+            if inspect.isawaitable(cancelled):
+                await cancelled
+            self.notify(f"cancelled: {plan.summary}", timeout=4)
+            self._after_action()
+            return None
+        progress = self.screen_stack[0].query_one(ActionProgress)
+        progress.start(plan.summary)
+        try:
+            result = await runner.run(prepared, answer, self._progress_sink(progress))
+        except Exception as exc:
+            self.notify(f"{plan.summary}: {exc}", title="Action failed", severity="error")
+            return None
+        finally:
+            progress.stop()
+            self._after_action()
+        self._report(plan.summary, result)
+        return result
+
+    def _progress_sink(self, progress: ActionProgress) -> Any:
+        def sink(fraction: float | None, message: str) -> None:
+            if threading.get_ident() == self._thread_id:
+                progress.report(fraction, message)
+            else:
+                self.call_from_thread(progress.report, fraction, message)
+
+        return sink
+
+    def _report(self, summary: str, result: Any) -> None:
+        outcome = getattr(result, "outcome", None)
+        message = getattr(outcome, "message", "") if outcome is not None else ""
+        rollback = getattr(result, "rollback", None)
+        if getattr(result, "ok", False):
+            self.notify(f"{summary}: {message}", title="Done", timeout=6)
+            return
+        text = f"{summary}: {message or 'failed'}"
+        if rollback is not None:
+            state = "rolled back" if getattr(rollback, "ok", False) else "ROLLBACK FAILED"
+            text += f"\n{state}: {getattr(rollback, 'message', '')}"
+        self.notify(text, title="Action failed", severity="error", timeout=15)
+
+    def _after_action(self) -> None:
+        if self.ctx.poller is not None:
+            self.ctx.poller.refresh()
+        if not self._covered():
+            self.pane().refresh_from_store()

@@ -1,0 +1,137 @@
+"""Pane 7: the audit log, newest first, with unfinished actions (intents with no outcome) on top."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from tui.panes.base import Row, TablePane
+
+TAIL = 500  # records shown; `hlcon audit` reads the whole log
+
+PHASE_STYLE = {
+    "intent": "bold",
+    "outcome": "green",
+    "refused": "yellow",
+    "cancelled": "dim",
+    "rollback": "bold magenta",
+    "planned": "dim",
+}
+
+
+def result_text(record: Any) -> Text:
+    result: Mapping[str, Any] | None = getattr(record, "result", None)
+    reason: str | None = getattr(record, "reason", None)
+    if result:
+        ok = result.get("ok")
+        message = str(result.get("message", ""))
+        style = "green" if ok is True else "bold red" if ok is False else ""
+        return Text(("ok " if ok is True else "FAILED " if ok is False else "") + message, style)
+    return Text(reason or "", "dim")
+
+
+def pending_text(pending: list[Any]) -> Text:
+    text = Text(
+        f"⚠ {len(pending)} action(s) started and never finished "
+        "(the process died mid-action): check their targets\n",
+        "bold",
+    )
+    for rec in pending[:3]:
+        text.append(f"  #{rec.seq} {rec.time[:19]} {rec.action} {rec.target}\n")
+    if len(pending) > 3:
+        text.append(f"  … and {len(pending) - 3} more (hlcon audit)\n")
+    return text
+
+
+class AuditPane(TablePane):
+    NUMBER = 7
+    PANE_ID = "audit"
+    TITLE = "Audit"
+    COLUMNS: ClassVar = (
+        ("Seq", 5),
+        ("Time", 19),
+        ("Phase", 9),
+        ("Action", 18),
+        ("Target", 22),
+        ("Who", 8),
+        "Result",
+    )
+
+    DEFAULT_CSS = """
+    AuditPane > #pending { display: none; padding: 0 1; background: $error 40%; }
+    AuditPane > #pending.-shown { display: block; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stamp: tuple[float, int] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="pending")
+        yield from super().compose_body()
+
+    def pending(self) -> list[Any]:
+        runner = self.ctx.runner
+        if runner is None:
+            return []
+        return list(runner.pending())
+
+    def header_status(self) -> tuple[str, list[str]]:
+        log = self.ctx.audit_log()
+        if log is None:
+            return "no audit log (actions are unavailable)", []
+        return f"{log.path}", []
+
+    def refresh_from_store(self) -> None:
+        super().refresh_from_store()
+        try:
+            box = self.query_one("#pending", Static)
+        except Exception:
+            return
+        pending = self.pending()
+        box.set_class(bool(pending), "-shown")
+        box.update(pending_text(pending) if pending else "")
+
+    def tick(self) -> None:
+        super().tick()
+        # The log is not in the store: re-read it when the file changed.
+        log = self.ctx.audit_log()
+        if log is None:
+            return
+        try:
+            st = log.path.stat()
+            stamp = (st.st_mtime, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.refresh_from_store()
+
+    def rows(self) -> Iterable[Row]:
+        log = self.ctx.audit_log()
+        if log is None:
+            return
+        for rec in reversed(log.tail(TAIL)):
+            who = rec.who.get("user", "") if isinstance(rec.who, Mapping) else ""
+            yield Row(
+                id=str(rec.seq),
+                cells=(
+                    str(rec.seq),
+                    rec.time[:19].replace("T", " "),
+                    Text(rec.phase, PHASE_STYLE.get(rec.phase, "")),
+                    rec.action or "",
+                    rec.target or "",
+                    str(who),
+                    result_text(rec),
+                ),
+                data=rec,
+            )
+
+    def empty_message(self) -> str:
+        if self.ctx.audit_log() is None:
+            return "No audit log: actions are unavailable in this session."
+        return "No actions yet. Every action you confirm (or cancel) is recorded here."

@@ -8,7 +8,7 @@ what the local pane shows is exactly what a remote host would show.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -365,6 +365,11 @@ def parse_fail2ban(text: str) -> tuple[Fail2banJail, ...] | None:
     return tuple(jails)
 
 
+def unit_name(name: str) -> str:
+    """`nginx` → `nginx.service`; names with a unit type suffix stay as they are."""
+    return name if re.search(r"\.[a-z]+$", name) else f"{name}.service"
+
+
 @dataclass(frozen=True)
 class UnitFacts:
     systemd: bool | None
@@ -386,6 +391,39 @@ def parse_unit_sections(sections: Mapping[str, str], boot: datetime | None) -> U
         failed=parse_failed_units(sections.get("failed", "")),
         fail2ban=parse_fail2ban(sections.get("fail2ban", "")),
     )
+
+
+# ---------------------------------------------------------------- the journal
+
+
+def journal_argv(unit: str, lines: int = 200, follow: bool = False) -> list[str]:
+    """journalctl for one unit; the unit is an argument (quoted over SSH), never shell text."""
+    argv = ["journalctl", "--no-pager", "-o", "short-iso", "-n", str(max(0, int(lines)))]
+    return [*argv, *(["-f"] if follow else []), "-u", unit]
+
+
+async def journal_tail(executor: Executor, unit: str, lines: int = 200) -> list[str]:
+    """The last `lines` journal lines of `unit` on the executor's host."""
+    result = await executor.run(journal_argv(unit, lines), timeout=30)
+    if not result.ok:
+        raise ReadError("journal unreadable", f"journalctl -u {unit}: {result.brief()}")
+    return [ln for ln in result.stdout.splitlines() if ln and not ln.startswith("-- ")]
+
+
+async def journal_follow(
+    executor: Executor,
+    unit: str,
+    on_line: Callable[[str], None],
+    lines: int = 50,
+    timeout: float = 24 * 3600.0,
+) -> None:
+    """Stream `unit`'s journal into on_line until cancelled (the remote journalctl is killed)."""
+
+    def forward(line: str) -> None:
+        if line and not line.startswith("-- "):
+            on_line(line)
+
+    await executor.run(journal_argv(unit, lines, follow=True), timeout=timeout, on_line=forward)
 
 
 # ---------------------------------------------------------------- the reader
@@ -452,10 +490,19 @@ class HostReader:
             raise ReadError(
                 "host read failed", f"unexpected systemd/fail2ban output: {exc}"
             ) from None
+        services = unit_facts.services
+        if unit_facts.systemd:
+            # systemctl says nothing about a name it rejects: show it as not found.
+            seen = {u.name for u in services}
+            services += tuple(
+                Unit(unit_name(s), "not-found", "", description="unknown unit")
+                for s in self.services
+                if unit_name(s) not in seen
+            )
         return replace(
             state,
             systemd=unit_facts.systemd,
-            services=unit_facts.services,
+            services=services,
             failed_units=unit_facts.failed,
             fail2ban=unit_facts.fail2ban,
         )

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from lab.config import Config, HostConfig
+from lab.config import Config, HostConfig, audit_log_path, state_dir
 from lab.execute import CommandResult, LineSink
 from lab.poller import ReadError
 
@@ -148,15 +148,6 @@ def remote_command(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
             raise ValueError(f"environment value of {name} holds a newline or NUL")
         lines.append(f"{name}={value}\n")
     return shlex.join(["sh", "-c", _ENV_PREAMBLE, "hlcon-env", *args]), "".join(lines) + "\n"
-
-
-def state_dir(config: Config) -> Path:
-    """hlcon's state directory ([console] state_dir, else the XDG state dir)."""
-    if config.console.state_dir is not None:
-        return Path(config.console.state_dir).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir("hlcon"))
 
 
 def own_known_hosts(config: Config) -> Path:
@@ -541,17 +532,11 @@ class SshPool:
         await asyncio.gather(*(h.close() for h in self.hosts.values()), return_exceptions=True)
 
 
-def audit_path(config: Config) -> Path:
-    if config.console.audit_log is not None:
-        return Path(config.console.audit_log).expanduser()
-    return state_dir(config) / "audit.jsonl"
-
-
 def audit_key_changed(config: Config, err: HostKeyChanged) -> None:
     """One audit record per changed key: hlcon refused to talk to the host."""
     from actions.audit import AuditLog, Who
 
-    AuditLog(audit_path(config)).append(
+    AuditLog(audit_log_path(config)).append(
         "refused",
         who=Who.current(),
         action="ssh.connect",

@@ -188,6 +188,10 @@ class CertConfig:
     warn_days: int = doc("Days left that make a warning.", default=21)
     critical_days: int = doc("Days left that are critical.", default=7)
     renew_timeout: float = duration("Timeout of the renew command.", 300.0)
+    ca_file: Path | None = doc(
+        "Extra CA bundle (PEM, on this machine) trusted besides the system store: a private CA.",
+        default=None,
+    )
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,8 @@ DURATION_HINT = 'expected a duration like "30s", "3m", "1h30m" or "2d" (units ms
 
 
 def parse_duration(text: str) -> float:
-    """'5s', '3m', '26h', '1h30m', '2d', '500ms' → seconds. ValueError for anything else."""
+    """'5s', '3m', '26h', '1h30m', '2d', '500ms' → seconds (to the millisecond). ValueError for
+    anything else, bare numbers included."""
     if not isinstance(text, str):
         raise ValueError(DURATION_HINT)
     s = text.strip()
@@ -270,7 +275,9 @@ def parse_duration(text: str) -> float:
         pos = m.end()
     if total > _DURATION_MAX:
         raise ValueError(f"duration {_quote(text)} is longer than 100 years")
-    return float(total)
+    # To the millisecond: finer means nothing for polling and timeouts, and it makes
+    # format_duration's output read back to exactly the same value.
+    return float(Fraction(round(total * 1000), 1000))
 
 
 def format_duration(seconds: float) -> str:
@@ -606,6 +613,8 @@ class _Locator:
             j = _skip_ws(line, j)
             if parts is None or not line.startswith("=", j):
                 continue
+            for depth in range(1, len(parts)):  # a.b.c = … also defines a and a.b here
+                self.keys.setdefault(_join(prefix, ".".join(parts[:depth])), lineno)
             statement = _join(prefix, ".".join(parts))
             self._record(statement, lineno)
             value.feed(line, j + 1)
@@ -746,7 +755,13 @@ class _Checker:
                 self.add(key_path, _did_you_mean(key, list(fields), noun))
                 continue
             converted = self.value(hints[key], value, key_path, f)
-            if converted is not _INVALID:
+            if converted is _INVALID:
+                continue
+            field_check = _FIELD_CHECKS.get((cls, key))
+            message = field_check(converted) if field_check and converted is not None else None
+            if message is not None:
+                self.add(key_path, message)
+            else:
                 kwargs[key] = converted
         for name, f in fields.items():
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -855,88 +870,119 @@ class _Checker:
         return out
 
 
-# ── checks across fields of one entry, then across sections
+# ── checks of one value, of one entry, then across sections
 
 _NAME_BAD = re.compile(r"[\s@]|[\x00-\x1f\x7f]")
 _CONTAINER_URL = re.compile(r"(unix|tcp|ssh|http|https)://\S+")
 
-
-def _check_name(c: _Checker, path: str, name: str) -> None:
-    if not name or _NAME_BAD.search(name):
-        c.add(
-            _join(path, "name"),
-            f"a name must be non-empty, without spaces or @ (it is used in targets like "
-            f"service:nginx@NAME), got {_quote(name)}",
-        )
+FieldCheck = Callable[[Any], str | None]  # the value → a message, or None when it is fine
 
 
-def _check_containers_setting(c: _Checker, path: str, value: str, words: tuple[str, ...]) -> None:
-    if value not in words and not _CONTAINER_URL.fullmatch(value):
+def _name(value: str) -> str | None:
+    if value and not _NAME_BAD.search(value):
+        return None
+    return (
+        "a name must be non-empty, without spaces or @ (it is used in targets like "
+        f"service:nginx@NAME), got {_quote(value)}"
+    )
+
+
+def _address(value: str) -> str | None:
+    return (
+        None
+        if value and not _NAME_BAD.search(value)
+        else f"expected a DNS name or IP, got {_quote(value)}"
+    )
+
+
+def _containers_setting(*words: str) -> FieldCheck:
+    def check(value: str) -> str | None:
+        if value in words or _CONTAINER_URL.fullmatch(value):
+            return None
         options = ", ".join(f'"{w}"' for w in words)
-        c.add(
-            _join(path, "containers"),
+        return (
             f"expected {options} or a URL (unix:///run/podman/podman.sock, tcp://host:2375), "
-            f"got {_quote(value)}",
+            f"got {_quote(value)}"
         )
 
-
-def _check_local(c: _Checker, obj: Any, path: str) -> None:
-    _check_name(c, path, obj.name)
-    _check_containers_setting(c, path, obj.containers, ("auto", "none"))
+    return check
 
 
-def _check_host(c: _Checker, obj: Any, path: str) -> None:
-    _check_name(c, path, obj.name)
-    if not obj.address or _NAME_BAD.search(obj.address):
-        c.add(_join(path, "address"), f"expected a DNS name or IP, got {_quote(obj.address)}")
-    if not 1 <= obj.port <= 65535:
-        c.add(_join(path, "port"), f"expected a port 1–65535, got {obj.port}")
-    _check_containers_setting(c, path, obj.containers, ("none", "ssh"))
+def _container_url(value: str) -> str | None:
+    if _CONTAINER_URL.fullmatch(value):
+        return None
+    return f"expected unix:///path/docker.sock or tcp://host:2375, got {_quote(value)}"
 
 
-def _check_container_endpoint(c: _Checker, obj: Any, path: str) -> None:
-    _check_name(c, path, obj.name)
-    if not _CONTAINER_URL.fullmatch(obj.url):
-        c.add(
-            _join(path, "url"),
-            f"expected unix:///path/docker.sock or tcp://host:2375, got {_quote(obj.url)}",
-        )
+def _in_range(low: float, high: float | None = None, what: str = "") -> FieldCheck:
+    def check(value: float) -> str | None:
+        if value >= low and (high is None or value <= high):
+            return None
+        span = f"{what or 'a number'} {low:g}–{high:g}" if high is not None else f"{low:g} or more"
+        return f"expected {span}, got {value:g}"
+
+    return check
 
 
-def _check_vpn(c: _Checker, obj: Any, path: str) -> None:
-    if obj.subnet is not None:
-        try:
-            ipaddress.ip_network(obj.subnet, strict=True)
-        except ValueError as exc:
-            c.add(_join(path, "subnet"), f"expected a network like 10.100.0.0/24: {exc}")
-    if obj.endpoint is not None:
-        try:
-            parse_endpoint(obj.endpoint)
-        except ValueError as exc:
-            c.add(_join(path, "endpoint"), str(exc))
+def _more_than_zero(value: float) -> str | None:
+    return None if value > 0 else f"expected more than 0, got {value:g}"
 
 
-def _check_backup(c: _Checker, obj: Any, path: str) -> None:
-    _check_name(c, path, obj.name)
+def _subnet(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        return f"expected a network like 10.100.0.0/24: {exc}"
+    return None
+
+
+def _endpoint(value: str) -> str | None:
+    try:
+        parse_endpoint(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _starttls(value: str) -> str | None:
+    return None if value in ("smtp", "imap") else f'expected "smtp" or "imap", got {_quote(value)}'
+
+
+_PERCENT = _in_range(0, 100, "a percentage")
+_FIELD_CHECKS: dict[tuple[type, str], FieldCheck] = {
+    (LocalConfig, "name"): _name,
+    (LocalConfig, "containers"): _containers_setting("auto", "none"),
+    (HostConfig, "name"): _name,
+    (HostConfig, "address"): _address,
+    (HostConfig, "port"): _in_range(1, 65535, "a port"),
+    (HostConfig, "containers"): _containers_setting("none", "ssh"),
+    (ContainerEndpointConfig, "name"): _name,
+    (ContainerEndpointConfig, "url"): _container_url,
+    (VpnConfig, "subnet"): _subnet,
+    (VpnConfig, "endpoint"): _endpoint,
+    (BackupConfig, "name"): _name,
+    (CertConfig, "name"): _name,
+    (CertConfig, "endpoint"): _endpoint,
+    (CertConfig, "starttls"): _starttls,
+    (CertConfig, "critical_days"): _in_range(0),
+    (HealthConfig, "disk_warn"): _PERCENT,
+    (HealthConfig, "disk_critical"): _PERCENT,
+    (HealthConfig, "memory_warn"): _PERCENT,
+    (HealthConfig, "memory_critical"): _PERCENT,
+    (HealthConfig, "swap_warn"): _PERCENT,
+    (HealthConfig, "load_warn"): _more_than_zero,
+    (HealthConfig, "fail2ban_bans_warn"): _in_range(1),
+    (HealthConfig, "restart_loop"): _in_range(1),
+    (ActionsConfig, "rate_limit"): _in_range(1),
+}
 
 
 def _check_cert(c: _Checker, obj: Any, path: str) -> None:
-    _check_name(c, path, obj.name)
     if (obj.endpoint is None) == (obj.file is None):
         both = "both" if obj.endpoint is not None else "neither"
         c.add(path, f"a cert needs exactly one of endpoint or file, got {both}")
-    if obj.endpoint is not None:
-        try:
-            parse_endpoint(obj.endpoint)
-        except ValueError as exc:
-            c.add(_join(path, "endpoint"), str(exc))
-    if obj.starttls is not None:
-        if obj.starttls not in ("smtp", "imap"):
-            c.add(_join(path, "starttls"), f'expected "smtp" or "imap", got {_quote(obj.starttls)}')
-        elif obj.endpoint is None:
-            c.add(_join(path, "starttls"), "starttls needs an endpoint")
-    if obj.critical_days < 0:
-        c.add(_join(path, "critical_days"), f"expected 0 or more, got {obj.critical_days}")
+    if obj.starttls is not None and obj.endpoint is None:
+        c.add(_join(path, "starttls"), "starttls needs an endpoint")
     if obj.warn_days <= obj.critical_days:
         c.add(
             _join(path, "warn_days"),
@@ -945,10 +991,6 @@ def _check_cert(c: _Checker, obj: Any, path: str) -> None:
 
 
 def _check_health(c: _Checker, obj: Any, path: str) -> None:
-    for name in ("disk_warn", "disk_critical", "memory_warn", "memory_critical", "swap_warn"):
-        value = getattr(obj, name)
-        if not 0 <= value <= 100:
-            c.add(_join(path, name), f"expected a percentage 0–100, got {value:g}")
     for what in ("disk", "memory"):
         warn, critical = getattr(obj, f"{what}_warn"), getattr(obj, f"{what}_critical")
         if warn >= critical:
@@ -956,28 +998,12 @@ def _check_health(c: _Checker, obj: Any, path: str) -> None:
                 _join(path, f"{what}_warn"),
                 f"{what}_warn ({warn:g}) must be less than {what}_critical ({critical:g})",
             )
-    for name in ("load_warn",):
-        if getattr(obj, name) <= 0:
-            c.add(_join(path, name), f"expected more than 0, got {getattr(obj, name):g}")
-    for name in ("fail2ban_bans_warn", "restart_loop"):
-        if getattr(obj, name) < 1:
-            c.add(_join(path, name), f"expected 1 or more, got {getattr(obj, name)}")
 
 
-def _check_actions(c: _Checker, obj: Any, path: str) -> None:
-    if obj.rate_limit < 1:
-        c.add(_join(path, "rate_limit"), f"expected 1 or more, got {obj.rate_limit}")
-
-
+# Checks between fields of one entry: run once the entry is otherwise valid.
 _ITEM_CHECKS: dict[type, Callable[[_Checker, Any, str], None]] = {
-    LocalConfig: _check_local,
-    HostConfig: _check_host,
-    ContainerEndpointConfig: _check_container_endpoint,
-    VpnConfig: _check_vpn,
-    BackupConfig: _check_backup,
     CertConfig: _check_cert,
     HealthConfig: _check_health,
-    ActionsConfig: _check_actions,
 }
 
 
@@ -1042,19 +1068,32 @@ def _cross_checks(c: _Checker, raw: dict[str, Any]) -> None:
 # ── rendering (hlcon config check): a config back to TOML, defaults filled in
 
 
+def _toml_string(text: str) -> str:
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: Any, is_duration: bool) -> str:
     if is_duration:
-        return json.dumps(format_duration(value))
+        return _toml_string(format_duration(value))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str | Path | SecretRef):
-        return json.dumps(str(value), ensure_ascii=False)
+        return _toml_string(str(value))
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v, False) for v in value) + "]"
     if isinstance(value, dict):

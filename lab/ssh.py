@@ -30,7 +30,7 @@ import re
 import shlex
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -566,6 +566,12 @@ def ssh_host(lab: Lab, host: str) -> SshHost:
 
 def executor_for(lab: Lab, host: str) -> SshExecutor:
     return SshExecutor(ssh_host(lab, host))
+
+
+def docker_url_provider(lab: Lab, host: str) -> Callable[[], Awaitable[str]]:
+    """What lab.containers' DockerEndpoint(url_provider=…) calls for hosts with containers =
+    "ssh": the forwarded socket's URL, re-forwarded after a reconnect."""
+    return ssh_host(lab, host).docker_url
 
 
 async def docker_url(lab: Lab, host: str) -> str:

@@ -4,8 +4,10 @@ fault isolation with the event loop's lag measured."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from lab.ssh import (
 )
 from lab.store import Store
 from lab.wiring import Lab
+from tests.testbed.podman import IMAGE, PodmanService, ensure_busybox_image, idle_command, podman
 from tests.testbed.sshd import SshdLab, Tarpit
 
 pytestmark = pytest.mark.testbed
@@ -262,3 +265,105 @@ async def test_unreachable_errors_are_ssh_errors(sshd_hosts: SshdLab, tmp_path: 
             await the_lab.executor("gone").run(["true"], timeout=5)
     finally:
         await the_lab.close()
+
+
+async def test_trust_flow_through_the_runner(sshd_hosts: SshdLab, tmp_path: Path) -> None:
+    """Unknown key → Fault naming the fingerprint → trust action (typed confirm) → connects."""
+    from actions.registry import build
+    from actions.runner import Refused, Runner
+
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    the_lab = make_lab(tmp_path, host_cfg(sshd_hosts, 1, known_hosts=empty))
+    store = Store()
+    poller = Poller(store, [HostReader("h1", the_lab.executor("h1"), interval=5, timeout=5)])
+    try:
+        await poller.poll_all()
+        entry = store.get(("host", "h1"))
+        assert entry is not None and entry.fault is not None
+        assert entry.fault.what == "unverified host key"
+        runner = Runner(the_lab)
+        prepared = await runner.prepare(build("trust", "host:h1", the_lab, {}))
+        fingerprint = prepared.plan.data["fingerprint"]
+        assert fingerprint in entry.fault.why and fingerprint in prepared.plan.confirmation.prompt
+        with pytest.raises(Refused):
+            await runner.run(prepared, "yes")  # the host's name must be typed
+        prepared = await runner.prepare(build("trust", "host:h1", the_lab, {}))
+        result = await runner.run(prepared, "h1")
+        assert result.ok, result.outcome.message
+        assert own_known_hosts(the_lab.config).read_text() == (
+            f"[{sshd_hosts.hosts[1].address}]:{sshd_hosts.hosts[1].port} "
+            f"{sshd_hosts.hosts[1].host_key_pub}\n"
+        )
+        await poller.poll_all()
+        entry = store.get(("host", "h1"))
+        assert entry is not None and entry.fault is None and isinstance(entry.reading, HostState)
+        audit = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+        assert [r["phase"] for r in audit if r["action"] == "hostkey.trust"][-2:] == [
+            "intent",
+            "outcome",
+        ]
+        # Trusting again is refused: nothing to do.
+        with pytest.raises(Refused, match="already trusted"):
+            await runner.prepare(build("trust", "host:h1", the_lab, {}))
+    finally:
+        await poller.stop()
+        await the_lab.close()
+
+
+async def test_trust_is_refused_for_a_changed_key(sshd_hosts: SshdLab, tmp_path: Path) -> None:
+    from actions.registry import build
+    from actions.runner import Refused, Runner
+
+    wrong = tmp_path / "wrong_known_hosts"
+    h = sshd_hosts.hosts[2]
+    wrong.write_text(f"[{h.address}]:{h.port} {sshd_hosts.hosts[3].host_key_pub}\n")
+    the_lab = make_lab(tmp_path, host_cfg(sshd_hosts, 2, known_hosts=wrong))
+    try:
+        with pytest.raises(HostKeyChanged):
+            await the_lab.executor("h2").run(["true"], timeout=5)
+        with pytest.raises(Refused, match="DIFFERENT key is on file"):
+            await Runner(the_lab).prepare(build("trust", "host:h2", the_lab, {}))
+        assert not own_known_hosts(the_lab.config).exists()
+    finally:
+        await the_lab.close()
+
+
+async def test_container_on_a_host_reached_only_over_ssh(
+    sshd_hosts: SshdLab, podman_service_session: PodmanService, tmp_path: Path
+) -> None:
+    """The remote podman socket is forwarded over the SSH connection; the containers reader
+    lists through it and the runner restarts through it."""
+    from actions.registry import build
+    from actions.runner import Runner
+    from lab import containers
+    from lab.model import ContainerEndpointState
+
+    svc = podman_service_session
+    ensure_busybox_image(svc.env)
+    name = f"over-ssh-{os.getpid()}"
+    with contextlib.suppress(RuntimeError):
+        podman(svc.env, "rm", "-f", "-t", "0", name)
+    podman(svc.env, "run", "-d", "--name", name, IMAGE, *idle_command())
+    cfg = host_cfg(
+        sshd_hosts, 3, name="remote", user="root", containers="ssh", docker_socket=str(svc.socket)
+    )
+    the_lab = make_lab(tmp_path, cfg)
+    try:
+        (reader,) = [r for r in containers.readers(the_lab) if r.key == ("containers", "remote")]
+        state = await reader.read()
+        assert isinstance(state, ContainerEndpointState)
+        before = {c.name: c for c in state.containers}[name]
+        assert before.state == "running"
+        url = containers.endpoints(the_lab).get("remote").url
+        assert url.startswith("unix://") and str(svc.socket) not in url
+        runner = Runner(the_lab)
+        prepared = await runner.prepare(build("restart", f"container:{name}@remote", the_lab, {}))
+        result = await runner.run(prepared, "")
+        assert result.ok, result.outcome.message
+        after = {c.name: c for c in (await reader.read()).containers}[name]
+        assert after.state == "running" and after.started_at != before.started_at
+    finally:
+        await the_lab.close()
+        with contextlib.suppress(RuntimeError):
+            podman(svc.env, "rm", "-f", "-t", "0", name)

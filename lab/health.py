@@ -11,7 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from lab.config import Config
-from lab.model import ContainerEndpointState, Finding, HostState, Key, Severity, WgInterface, utcnow
+from lab.model import (
+    Cert,
+    ContainerEndpointState,
+    Finding,
+    HostState,
+    Key,
+    Severity,
+    WgInterface,
+    utcnow,
+)
 from lab.store import Entry, Store
 
 Rule = Callable[[Any, Config, Key, datetime], Iterable[Finding]]
@@ -369,4 +378,80 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                     rule="backup-lock",
                 )
             )
+    return out
+
+
+# ---------------------------------------------------------------- certs
+
+
+@rule("cert")
+def cert_findings(cert: Cert, config: Config, key: Key, now: datetime) -> list[Finding]:
+    """Expired, inside the critical or warn window (per [[certs]] entry), untrusted, and the
+    checked hostname missing from the SANs. Days are counted from `now`, not the reading."""
+    cfg = next((c for c in config.certs if c.name == cert.name), None)
+    warn_days = cfg.warn_days if cfg is not None else 21
+    critical_days = cfg.critical_days if cfg is not None else 7
+    out: list[Finding] = []
+    days = cert.days_left_at(now)
+    end = cert.not_after.strftime("%Y-%m-%d %H:%M UTC")
+    row = f"cert:{cert.name}"
+    if cert.not_after <= now:
+        out.append(
+            Finding(
+                Severity.CRITICAL,
+                key,
+                cert.name,
+                f"certificate {cert.name} expired {_ago(now, cert.not_after)} ago ({end})",
+                row=row,
+                rule="cert-expired",
+            )
+        )
+    elif days <= critical_days:
+        out.append(
+            Finding(
+                Severity.CRITICAL,
+                key,
+                cert.name,
+                f"certificate {cert.name} expires in {days} days ({end}; critical at "
+                f"{critical_days})",
+                row=row,
+                rule="cert-critical",
+            )
+        )
+    elif days <= warn_days:
+        out.append(
+            Finding(
+                Severity.WARNING,
+                key,
+                cert.name,
+                f"certificate {cert.name} expires in {days} days ({end}; warning at {warn_days})",
+                row=row,
+                rule="cert-warn",
+            )
+        )
+    # An expired chain fails verification too: that is said above already.
+    if cert.trusted is False and cert.not_after > now:
+        why = "self-signed" if cert.self_signed else (cert.trust_error or "chain does not verify")
+        out.append(
+            Finding(
+                Severity.WARNING,
+                key,
+                cert.name,
+                f"certificate {cert.name} is not trusted: {why}",
+                row=row,
+                rule="cert-untrusted",
+            )
+        )
+    if cert.hostname_matches is False:
+        names = ", ".join(cert.sans) or "no subjectAltName"
+        out.append(
+            Finding(
+                Severity.CRITICAL,
+                key,
+                cert.name,
+                f"certificate {cert.name} does not cover {cert.hostname} (it names {names})",
+                row=row,
+                rule="cert-hostname",
+            )
+        )
     return out

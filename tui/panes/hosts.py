@@ -150,4 +150,6 @@ class HostsPane(TablePane):
         return "No hosts: enable [local] or add a [[hosts]] section to the config."
 
     def open_detail(self, row: Row) -> None:
-        self.app.push_screen(HostDetail(row.data))
+        from tui.screens.host_detail import HostDetailScreen  # units, journal, fail2ban
+
+        self.app.push_screen(HostDetailScreen(row.data))

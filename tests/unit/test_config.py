@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import typing
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -611,3 +612,30 @@ def test_cli_config_path_explains_each_source(tmp_path: Path) -> None:
     assert from_env.stdout.strip() == f"{DATA / 'good.toml'} (from $HLCON_CONFIG)"
     missing = hlcon("--config", str(tmp_path / "nope.toml"), "config", "path", env=env)
     assert "does not exist" in missing.stderr
+
+
+def test_installed_wheel_carries_the_embedded_default(tmp_path: Path) -> None:
+    """Outside a checkout, the default comes from lab/default-config.toml inside the wheel."""
+    built = subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path / "dist")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("hlcon-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    assert (site / "lab" / "default-config.toml").read_text() == (REPO / "config.toml").read_text()
+    probe = (
+        "from lab.config import load_config, default_config_text; import lab.config as m; "
+        "c = load_config(); print(m.__file__); print(c.source, c.console.refresh)"
+    )
+    env = {"PYTHONPATH": str(site), "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "x")}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(site / "lab" / "config.py"), "<embedded default> 5.0"]

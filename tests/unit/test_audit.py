@@ -1,0 +1,277 @@
+"""The audit log: chain, tamper detection, concurrent writers, redaction."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actions.audit import MASK, ZERO_HASH, AuditLog, AuditRecord, Who, redact
+
+REPO = Path(__file__).resolve().parents[2]
+WHO = Who("alice", "root", "192.0.2.7 50000 22")
+
+
+def fill(log: AuditLog, n: int) -> list[AuditRecord]:
+    out = []
+    for i in range(n):
+        out.append(
+            log.append(
+                ("planned", "intent", "outcome")[i % 3],
+                who=WHO,
+                action="container.restart",
+                target=f"container:web{i % 4}@local",
+                ref=i,
+                plan={"summary": f"Restart web{i % 4} — ünïcode ok", "steps": []},
+                result={"ok": True, "message": "running again"} if i % 3 == 2 else None,
+                duration=0.5 if i % 3 == 2 else None,
+                sync=i % 3 == 1,
+            )
+        )
+    return out
+
+
+def test_chain_links_every_line(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "a" / "audit.jsonl")
+    written = fill(log, 7)
+    lines = log.path.read_bytes().splitlines()
+    assert len(lines) == 7
+    assert json.loads(lines[0])["prev"] == ZERO_HASH
+    import hashlib
+
+    for before, line in itertools.pairwise(lines):
+        assert json.loads(line)["prev"] == hashlib.sha256(before).hexdigest()
+    assert [r.seq for r in log.records()] == [1, 2, 3, 4, 5, 6, 7]
+    assert [r.seq for r in written] == [1, 2, 3, 4, 5, 6, 7]
+    first = next(log.records())
+    assert first.who == {"user": "alice", "sudo_user": "root", "ssh_client": "192.0.2.7 50000 22"}
+    assert first.line == 1 and first.at.tzinfo is not None
+    assert list(json.loads(lines[0])) == [
+        "prev",
+        "seq",
+        "time",
+        "phase",
+        "who",
+        "action",
+        "target",
+        "ref",
+        "plan",
+        "result",
+        "reason",
+        "duration",
+    ]
+    result = log.verify()
+    assert result.ok and result.records == 7 and result.reason == "7 records, chain intact"
+
+
+def test_tail_and_since(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    assert log.tail(5) == [] and log.verify().ok
+    fill(log, 300)  # more than one 64 KiB block read backwards
+    assert [r.seq for r in log.tail(3)] == [298, 299, 300]
+    assert len(log.tail(1000)) == 300
+    assert [r.seq for r in log.since(log.tail(2)[0].at)][:2] == [300, 299]
+
+
+def _flip(path: Path, pos: int, new: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[pos] = new
+    path.write_bytes(bytes(data))
+
+
+def _line_of(data: bytes, pos: int) -> int:
+    return data.count(b"\n", 0, pos) + 1
+
+
+@pytest.mark.parametrize("line", [1, 2, 5, 9, 10])
+@pytest.mark.parametrize("where", ["content", "prev", "seq"])
+def test_one_changed_byte_names_its_line(tmp_path: Path, line: int, where: str) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    fill(log, 10)
+    data = log.path.read_bytes()
+    start = 0 if line == 1 else [i for i, b in enumerate(data) if b == 10][line - 2] + 1
+    text = data[start:].split(b"\n", 1)[0]
+    offset = {
+        "content": text.index(b"container:web") + 10,  # "web" → "wxb": still valid JSON
+        "prev": 20,
+        "seq": text.index(b'"seq":') + 6,
+    }[where]
+    old = data[start + offset]
+    _flip(log.path, start + offset, old ^ 0x01 if where != "content" else ord("x"))
+    result = log.verify()
+    assert not result.ok
+    assert result.first_bad_line == line, result.reason
+
+
+def test_removed_last_line_is_detected(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    fill(log, 5)
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    log.path.write_bytes(b"".join(lines[:-1]))
+    result = log.verify()
+    assert not result.ok and "removed from the end" in result.reason
+
+
+def test_removed_middle_line_is_detected(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    fill(log, 5)
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    log.path.write_bytes(b"".join(lines[:2] + lines[3:]))
+    result = log.verify()
+    assert not result.ok and result.first_bad_line == 3
+
+
+def test_writer_dying_between_line_and_head_is_tolerated(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl")
+    fill(log, 3)
+    head = log.head_path.read_bytes()
+    fill(log, 1)
+    log.head_path.write_bytes(head)  # as if the process died after writing line 4
+    assert log.verify().ok
+    fill(log, 1)  # the next append repairs the head
+    assert log.verify().ok and json.loads(log.head_path.read_bytes())["seq"] == 5
+
+
+def test_damaged_end_refuses_to_append(tmp_path: Path) -> None:
+    from actions.audit import AuditError
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    fill(log, 2)
+    with log.path.open("ab") as f:
+        f.write(b'{"prev":"cut sho')
+    with pytest.raises(AuditError, match="damaged at its end"):
+        log.append("intent", who=WHO)
+    result = log.verify()
+    assert not result.ok and result.first_bad_line == 3 and "incomplete" in result.reason
+
+
+APPENDER = """
+import sys
+from pathlib import Path
+from actions.audit import AuditLog, Who
+log = AuditLog(Path(sys.argv[1]))
+who = Who(sys.argv[2])
+for i in range(int(sys.argv[3])):
+    log.append("planned", who=who, target="container:x@local", plan={"i": i})
+"""
+
+
+def test_two_processes_interleave_whole_records(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(path), name, "300"], cwd=REPO)
+        for name in ("p1", "p2")
+    ]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    log = AuditLog(path)
+    result = log.verify()
+    assert result.ok and result.records == 600, result.reason
+    records = list(log.records())
+    assert [r.seq for r in records] == list(range(1, 601))
+    assert {r.who["user"] for r in records} == {"p1", "p2"}
+
+
+# -- redaction ----------------------------------------------------------------------------------
+
+
+def test_redact_masks_secret_keys_and_values() -> None:
+    value = {
+        "password": "pw1",
+        "restic_password": "pw2",
+        "wg": {"private_key": "k", "PrivateKey": "k2", "public_key": "pub"},
+        "api-token": "t",
+        "passphrase": None,
+        "has_secret": True,
+        "steps": [{"argv": ["restic", "--password-file", "/run/secrets/x"]}],
+        "note": "dialled with hunter2hunter2 twice: hunter2hunter2",
+        "n": float("nan"),
+        "short": "ab",
+    }
+    out = redact(value, frozenset({"hunter2hunter2", "ab"}))
+    assert out == {
+        "password": MASK,
+        "restic_password": MASK,
+        "wg": {"private_key": MASK, "PrivateKey": MASK, "public_key": "pub"},
+        "api-token": MASK,
+        "passphrase": None,
+        "has_secret": True,
+        "steps": [{"argv": ["restic", "--password-file", "/run/secrets/x"]}],
+        "note": f"dialled with {MASK} twice: {MASK}",
+        "n": "nan",
+        "short": "ab",  # shorter than MIN_SECRET_LEN: masking it would shred every record
+    }
+
+
+def test_values_revealed_by_lab_secrets_never_reach_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lab import secrets
+
+    monkeypatch.setenv("HLCON_TEST_AUDIT_SECRET", "s3cr3t-from-env-Zq9")
+    value = secrets.resolve("env:HLCON_TEST_AUDIT_SECRET").reveal()
+    log = AuditLog(tmp_path / "audit.jsonl")  # the default: lab.secrets.revealed_values()
+    log.append(
+        "outcome",
+        who=WHO,
+        target="repo:offsite",
+        result={"ok": False, "message": f"restic: wrong password {value}", "env": [value]},
+        reason=f"failed with {value}",
+    )
+    text = log.path.read_text()
+    assert value not in text
+    rec = log.tail(1)[0]
+    assert rec.result == {"ok": False, "message": f"restic: wrong password {MASK}", "env": [MASK]}
+    assert rec.reason == f"failed with {MASK}"
+
+
+# -- hypothesis: random damage --------------------------------------------------------------------
+
+_BASE = tempfile.mkdtemp(prefix="hlcon-audit-hyp-")
+_PRISTINE = Path(_BASE) / "pristine.jsonl"
+_log = AuditLog(_PRISTINE)
+fill(_log, 12)
+_DATA = _PRISTINE.read_bytes()
+_HEAD = _log.head_path.read_bytes()
+
+
+def _damaged(data: bytes) -> AuditLog:
+    d = Path(tempfile.mkdtemp(dir=_BASE))
+    (d / "audit.jsonl").write_bytes(data)
+    (d / "audit.jsonl.head").write_bytes(_HEAD)
+    return AuditLog(d / "audit.jsonl")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pos=st.integers(0, len(_DATA) - 1), new=st.integers(0, 255))
+def test_any_single_byte_change_is_found_on_its_line(pos: int, new: int) -> None:
+    if _DATA[pos] == new:
+        new ^= 0xFF
+    data = bytearray(_DATA)
+    data[pos] = new
+    result = _damaged(bytes(data)).verify()
+    assert not result.ok
+    assert result.first_bad_line == _line_of(_DATA, pos), (pos, new, result)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cut=st.integers(0, len(_DATA)),
+    junk=st.binary(max_size=200),
+    keep=st.integers(0, len(_DATA)),
+)
+def test_arbitrary_damage_never_raises(cut: int, junk: bytes, keep: int) -> None:
+    data = _DATA[:cut] + junk + _DATA[keep:]
+    result = _damaged(data).verify()
+    assert isinstance(result.ok, bool)
+    if data != _DATA:
+        assert not result.ok
+    records = list(_damaged(data).records())  # readers skip what does not parse
+    assert all(isinstance(r, AuditRecord) for r in records)

@@ -1,0 +1,120 @@
+"""`hlcon audit tail|verify|pending|ack`: read and check the audit log."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from actions.audit import AuditLog, AuditRecord
+from actions.policy import audit_log_path
+from actions.runner import Runner
+from lab.wiring import Lab
+from tui.commands.do import config_or_exit
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("audit", help="the audit log: tail, verify, pending, ack")
+    cmds = p.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+    tail = cmds.add_parser("tail", help="the newest records")
+    tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
+    tail.add_argument("--json", action="store_true", help="the stored JSON lines")
+    tail.set_defaults(func=run_tail)
+    cmds.add_parser("verify", help="walk the hash chain").set_defaults(func=run_verify)
+    cmds.add_parser(
+        "pending", help="intents with no outcome: a process died mid-action"
+    ).set_defaults(func=run_pending)
+    ack = cmds.add_parser("ack", help="close a pending intent as abandoned")
+    ack.add_argument("seq", type=int, help="the intent's seq (from `hlcon audit pending`)")
+    ack.add_argument("--note", default="", help="what you found")
+    ack.set_defaults(func=run_ack)
+
+
+def format_record(rec: AuditRecord) -> str:
+    who = str(rec.who.get("user") or "?")
+    if rec.who.get("sudo_user"):
+        who += f" (sudo by {rec.who['sudo_user']})"
+    what = " ".join(x for x in (rec.action, rec.target) if x)
+    detail = ""
+    if rec.result is not None:
+        if "ok" in rec.result and "message" in rec.result:
+            detail = ("ok: " if rec.result["ok"] else "FAILED: ") + str(rec.result["message"])
+        elif "status" in rec.result:
+            detail = str(rec.result["status"])
+        elif "on" in rec.result:
+            detail = "on" if rec.result["on"] else "off"
+    elif rec.plan is not None:
+        detail = str(rec.plan.get("summary", ""))
+    if rec.reason:
+        detail = f"{detail}; {rec.reason}" if detail else rec.reason
+    ref = f" ref={rec.ref}" if rec.ref is not None else ""
+    return f"{rec.seq:>6}  {rec.time}  {rec.phase:<11} {who}  {what}{ref}  {detail}".rstrip()
+
+
+def _log(args: argparse.Namespace) -> AuditLog | int:
+    config = config_or_exit(args, "audit")
+    if isinstance(config, int):
+        return config
+    return AuditLog(audit_log_path(config))
+
+
+def run_tail(args: argparse.Namespace) -> int:
+    log = _log(args)
+    if isinstance(log, int):
+        return log
+    for rec in log.tail(args.n):
+        print(json.dumps(rec.to_json(), ensure_ascii=False) if args.json else format_record(rec))
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    log = _log(args)
+    if isinstance(log, int):
+        return log
+    result = log.verify()
+    if result.ok:
+        print(f"{log.path}: {result.records} records, chain intact")
+        return 0
+    where = f"line {result.first_bad_line}" if result.first_bad_line else "the log"
+    print(
+        f"{log.path}: {where} is bad: {result.reason} "
+        f"({result.records} records before it verified)",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _runner(args: argparse.Namespace) -> Runner | int:
+    config = config_or_exit(args, "audit")
+    if isinstance(config, int):
+        return config
+    return Runner(Lab(config))
+
+
+def run_pending(args: argparse.Namespace) -> int:
+    runner = _runner(args)
+    if isinstance(runner, int):
+        return runner
+    pending = runner.pending()
+    if not pending:
+        print("no pending actions")
+        return 0
+    print(f"{len(pending)} action(s) started and never finished (the process died):")
+    for rec in pending:
+        print(format_record(rec))
+    print("check each target, then `hlcon audit ack SEQ --note '…'`")
+    return 1
+
+
+def run_ack(args: argparse.Namespace) -> int:
+    runner = _runner(args)
+    if isinstance(runner, int):
+        return runner
+    try:
+        rec = runner.acknowledge(args.seq, args.note)
+    except ValueError as exc:
+        print(f"hlcon audit ack: {exc}", file=sys.stderr)
+        return 2
+    print(f"recorded seq {rec.seq}: intent {args.seq} abandoned")
+    return 0

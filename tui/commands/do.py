@@ -1,0 +1,207 @@
+"""`hlcon do VERB TARGET`: the headless twin of an action key.
+
+Plans, shows the plan, asks (or takes --yes), runs through the runner. Exit codes: 0 done and
+verified, 1 failed (the message says whether it was rolled back), 2 refused or bad usage,
+130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from typing import Any
+
+from actions import registry
+from actions.base import Plan
+from actions.runner import Refused, Runner
+from lab.config import Config
+from lab.wiring import Lab
+
+EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class ConfigUnavailable(Exception):
+    pass
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The config named by --config (or $HLCON_CONFIG, XDG, the embedded default)."""
+    from lab import config as config_module
+
+    loader = getattr(config_module, "load_config", None)
+    if loader is None:  # the loader is being written; the defaults still work
+        if args.config is not None:
+            raise ConfigUnavailable("this build cannot read config files yet")
+        return config_module.Config()
+    config: Config = loader(args.config)
+    return config
+
+
+def config_or_exit(args: argparse.Namespace, command: str) -> Config | int:
+    try:
+        return load_config(args)
+    except Exception as exc:  # the loader's errors name file, line and key
+        print(f"hlcon {command}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "do",
+        help="run an action: plan, confirm, lock, audit, execute, verify",
+        description="Run one action on one target through the action layer.",
+    )
+    p.add_argument("verb", help="restart, start, stop, restore, peer-add, renew …")
+    p.add_argument("target", help="KIND:NAME[@WHERE], e.g. container:web@local")
+    p.add_argument("--dry-run", action="store_true", help="show the plan and stop")
+    p.add_argument("--yes", "-y", action="store_true", help="answer the confirmation")
+    p.add_argument("--name", help="a name (peer add …)")
+    p.add_argument("--snapshot", help="a snapshot id (restore)")
+    p.add_argument(
+        "--include", action="append", metavar="PATH", help="a path to include (repeatable)"
+    )
+    p.add_argument("--target", dest="target_dir", metavar="DIR", help="where to restore to")
+    p.add_argument("--in-place", action="store_true", help="restore over the original paths")
+    p.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", default=[], help="any other parameter"
+    )
+    p.set_defaults(func=run_do)
+
+
+def params_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters Action.create receives: only the options that were given."""
+    params: dict[str, Any] = {}
+    for key, value in (
+        ("name", args.name),
+        ("snapshot", args.snapshot),
+        ("include", args.include),
+        ("target", args.target_dir),
+    ):
+        if value is not None:
+            params[key] = value
+    if args.in_place:
+        params["in_place"] = True
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
+        params[key.strip()] = value
+    return params
+
+
+def render_plan(plan: Plan) -> str:
+    lines = [plan.summary]
+    lines.append(f"  target:       {plan.target}  ({plan.family})")
+    lines.append(
+        f"  blast radius: {plan.blast_radius.value}    "
+        f"reversible: {'yes' if plan.reversible else 'no'}"
+    )
+    if plan.cost:
+        lines.append(f"  cost:         {plan.cost}")
+    lines.append("  steps:")
+    for i, step in enumerate(plan.steps, 1):
+        lines.append(f"    {i}. {step.description}  (on {step.host})")
+        if step.argv is not None:
+            lines.append(f"       $ {shlex.join(step.argv)}")
+        for path in step.changes:
+            lines.append(f"       changes {path}")
+    if plan.diff:
+        lines.append("  diff:")
+        lines.extend(f"    {ln}" for ln in plan.diff.rstrip("\n").splitlines())
+    for note in plan.notes:
+        lines.append(f"  ! {note}")
+    return "\n".join(lines)
+
+
+def _progress(fraction: float | None, message: str) -> None:
+    mark = f"{fraction * 100:3.0f}%" if fraction is not None else "   …"
+    print(f"  [{mark}] {message}", file=sys.stderr, flush=True)
+
+
+def _ask(prompt: str) -> str | None:
+    print(prompt, end="", file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    return None if line == "" else line.rstrip("\n")
+
+
+def run_do(args: argparse.Namespace) -> int:
+    config = config_or_exit(args, "do")
+    if isinstance(config, int):
+        return config
+    try:
+        return asyncio.run(_do(args, config))
+    except KeyboardInterrupt:
+        print(
+            "hlcon do: cancelled (anything started was rolled back where possible)", file=sys.stderr
+        )
+        return EXIT_CANCELLED
+
+
+async def _do(args: argparse.Namespace, config: Config) -> int:
+    lab = Lab(config)
+    try:
+        return await _do_in(args, lab)
+    finally:
+        await lab.close()
+
+
+async def _do_in(args: argparse.Namespace, lab: Lab) -> int:
+    err = sys.stderr
+    try:
+        action = registry.build(args.verb, args.target, lab, params_from(args))
+    except ValueError as exc:
+        print(f"hlcon do: {exc}", file=err)
+        return EXIT_REFUSED
+    runner = Runner(lab, read_only=args.read_only or None)
+    try:
+        prepared = await runner.prepare(action)
+    except Refused as exc:
+        print(f"refused: {exc}", file=err)
+        return EXIT_REFUSED
+    plan = prepared.plan
+    print(render_plan(plan), flush=True)
+    if args.dry_run:
+        print("dry run: nothing was changed", flush=True)
+        return EXIT_OK
+    confirmation = plan.confirmation
+    answer: str | None
+    if args.yes:
+        answer = confirmation.expect if confirmation.expect is not None else "y"
+    elif not sys.stdin.isatty():
+        refusal = runner.refuse(prepared, "stdin is not a terminal and --yes was not given")
+        print(f"refused: {refusal} (pass --yes to confirm non-interactively)", file=err)
+        return EXIT_REFUSED
+    elif confirmation.expect is None:
+        reply = await asyncio.to_thread(_ask, f"{confirmation.prompt}\nProceed? [y/N] ")
+        if reply is None or reply.strip().lower() not in ("y", "yes"):
+            runner.cancel(prepared)
+            print("cancelled: nothing was changed", file=err)
+            return EXIT_CANCELLED
+        answer = reply
+    else:
+        reply = await asyncio.to_thread(
+            _ask, f"{confirmation.prompt}\nType '{confirmation.expect}' to confirm: "
+        )
+        if reply is None or not reply.strip():
+            runner.cancel(prepared)
+            print("cancelled: nothing was changed", file=err)
+            return EXIT_CANCELLED
+        answer = reply
+    try:
+        result = await runner.run(prepared, answer, _progress)
+    except Refused as exc:
+        print(f"refused: {exc}", file=err)
+        return EXIT_REFUSED
+    if result.ok:
+        print(f"done: {result.outcome.message}", flush=True)
+        return EXIT_OK
+    print(f"failed: {result.outcome.message}", file=err)
+    if result.rollback is None:
+        print(f"not rolled back: {plan.family} cannot roll back", file=err)
+    elif result.rollback.ok:
+        print(f"rolled back: {result.rollback.message}", file=err)
+    else:
+        print(f"rollback FAILED: {result.rollback.message}", file=err)
+    return EXIT_FAILED

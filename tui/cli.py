@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lab import __version__
 
-COMMANDS = ("config", "status", "audit", "do", "secret")
+COMMANDS = ("config", "status", "audit", "do", "maintenance", "secret")
 
 
 def build_parser() -> argparse.ArgumentParser:

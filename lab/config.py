@@ -596,6 +596,7 @@ class _Locator:
                 is_array = line.startswith("[[", i)
                 parts, _ = _read_key(line, i + (2 if is_array else 1))
                 if parts is None:
+                    self.context[lineno] = ""  # a broken header belongs to no table
                     continue
                 name = ".".join(parts)
                 if is_array:

@@ -239,7 +239,7 @@ class WgTestbed:
             sh("ip", "-n", self.ns_new, "addr", "add", a, "dev", iface)
         sh("ip", "-n", self.ns_new, "link", "set", iface, "up")
         for r in routes:
-            sh("ip", "-n", self.ns_new, "route", "add", r, "dev", iface)
+            sh("ip", "-n", self.ns_new, "route", "replace", r, "dev", iface)
 
     def teardown(self) -> None:
         for proc in self.procs:

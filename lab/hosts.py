@@ -217,12 +217,21 @@ def parse_df(text: str) -> list[Filesystem]:
     return out
 
 
+# Container engines mount every container's root here; they are the engine's disk, not new ones.
+ENGINE_MOUNTS = ("/var/lib/docker/", "/var/lib/containers/", "/run/containers/", "/run/docker/")
+
+
 def disk_filesystems(filesystems: Iterable[Filesystem]) -> tuple[Filesystem, ...]:
-    """Real disks only: no pseudo filesystems, no zero-size mounts, each mount once."""
+    """Real disks only: no pseudo filesystems, no zero-size mounts, no container root overlays
+    (a container's own "/" stays), each mount once."""
     seen: set[str] = set()
     out = []
     for fs in filesystems:
         if fs.fstype in PSEUDO_FS or fs.size == 0 or fs.mount in seen:
+            continue
+        if fs.fstype == "overlay" and fs.mount != "/":
+            continue
+        if fs.mount.startswith(ENGINE_MOUNTS) or "/storage/overlay/" in fs.mount:
             continue
         if not fs.fstype and fs.device in ("tmpfs", "devtmpfs", "none", "udev", "shm"):
             continue  # busybox df has no Type column: judge by the device name

@@ -176,3 +176,15 @@ def test_disk_and_memory_rules() -> None:
         "/srv": Severity.WARNING,
         "memory": Severity.WARNING,
     }
+
+
+def test_container_overlays_are_not_disks() -> None:
+    text = (
+        "Filesystem Type 1024-blocks Used Available Capacity Mounted on\n"
+        "overlay overlay 1000 200 800 20% /\n"
+        "/dev/vda ext4 1000 200 800 20% /srv\n"
+        "overlay overlay 1000 200 800 20% /var/lib/containers/storage/overlay/abc/merged\n"
+        "overlay overlay 1000 200 800 20% /tmp/x/storage/overlay/def/merged\n"
+        "shm tmpfs 64 0 64 0% /var/lib/containers/storage/overlay-containers/abc/userdata/shm\n"
+    )
+    assert [fs.mount for fs in disk_filesystems(parse_df(text))] == ["/", "/srv"]

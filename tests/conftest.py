@@ -9,4 +9,5 @@ pytest_plugins: list[str] = [
     "tests.testbed.systemd",
     "tests.testbed.restic",
     "tests.testbed.wireguard",
+    "tests.testbed.acme",
 ]

@@ -568,6 +568,12 @@ class PeerAdd(WgAction):
             "secret_client_config": client,
             "secret_qr": qr_text(client),
             **({"nix": plan.data["nix"]} if "nix" in plan.data else {}),
+            # what `hlcon do` prints verbatim after "done:"
+            "print": [
+                "secret_client_config",
+                "secret_qr",
+                *(["nix"] if "nix" in plan.data else []),
+            ],
         }
 
 

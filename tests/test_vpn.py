@@ -5,6 +5,7 @@ input refused with nothing changed, and no secret in the audit log."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -242,3 +243,33 @@ async def test_nixos_host_gets_a_snippet_and_no_file_edit(
     assert wg_testbed.conf.read_bytes() == before_conf
     # leave the live interface as the other tests expect it
     sh("wg", "set", wg_testbed.iface, "peer", str(result.outcome.details["peer"]), "remove")
+
+
+def test_cli_peer_add_prints_client_config_and_qr(
+    wg_testbed: WgTestbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tui.cli import main
+
+    config = tmp_path / "hlcon.toml"
+    config.write_text(
+        f'[console]\nstate_dir = "{tmp_path / "state"}"\n\n'
+        f'[local]\ncontainers = "none"\nwireguard = false\n\n'
+        f'[[vpn]]\ninterface = "{wg_testbed.iface}"\nhost = "local"\n'
+        f'subnet = "10.77.0.0/24"\nendpoint = "{wg_testbed.endpoint_for_new}"\n'
+        f'peers_file = "{wg_testbed.conf}"\nnetns = "{wg_testbed.ns_server}"\n'
+    )
+    target_text = f"vpn:{wg_testbed.iface}@local"
+    args = ["--config", str(config), "do", "peer-add", target_text, "--name", "cli-box"]
+    assert main([*args, "--dry-run"]) == 0
+    dry = capsys.readouterr().out
+    assert "dry run: nothing was changed" in dry
+    assert re.search(r"PrivateKey = [A-Za-z0-9+/]{43}=", dry) is None  # no key before the add
+    assert main([*args, "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "[Interface]\nPrivateKey = " in out and "█" in out
+    conf = parse_wg_quick_conf(wg_testbed.conf.read_text())
+    added = conf.by_name("cli-box")
+    assert added is not None and added.public_key in {k for k, _ in live_peers(wg_testbed)}
+    private = out.split("PrivateKey = ", 1)[1].split("\n", 1)[0]
+    audit = (tmp_path / "state" / "audit.jsonl").read_text()
+    assert private not in audit and "cli-box" in audit

@@ -196,6 +196,10 @@ async def _do_in(args: argparse.Namespace, lab: Lab) -> int:
         return EXIT_REFUSED
     if result.ok:
         print(f"done: {result.outcome.message}", flush=True)
+        # details["print"] names details to show verbatim (peer-add: client config, QR); the
+        # audit masks those whose key names a secret, so only this terminal sees them
+        for key in result.outcome.details.get("print", ()):
+            print(str(result.outcome.details.get(key, "")), flush=True)
         return EXIT_OK
     print(f"failed: {result.outcome.message}", file=err)
     if result.rollback is None:

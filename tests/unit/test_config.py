@@ -507,7 +507,7 @@ def documents(draw: st.DrawFn) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_structured_random_documents(text: str) -> None:
     check_outcome(text)
@@ -576,6 +576,9 @@ def test_cli_config_check_masks_secrets(tmp_path: Path) -> None:
     assert "does NOT resolve: environment variable HLCON_TEST_RESTIC_PASSWORD is not set" in (
         unresolved.stdout
     )
+    assert "1 secret reference(s) do not resolve here: env:HLCON_TEST" in unresolved.stderr
+    skipped = hlcon("config", "check", "--no-resolve", "--config", str(DATA / "good.toml"))
+    assert skipped.returncode == 0 and "resolve" not in skipped.stdout + skipped.stderr
 
 
 def test_cli_global_config_option_and_env_var() -> None:

@@ -58,12 +58,19 @@ def _config_arg(args: argparse.Namespace) -> Path | None:
     return own or root
 
 
-def _secret_note(ref: SecretRef) -> str:
-    try:
-        resolve(ref)
-    except SecretError as exc:
-        return f"does NOT resolve: {exc.reason}"
-    return "resolves (value hidden)"
+class _SecretNotes:
+    """Says, for each reference, whether it resolves; counts the ones that don't."""
+
+    def __init__(self) -> None:
+        self.unresolved: list[str] = []
+
+    def __call__(self, ref: SecretRef) -> str:
+        try:
+            resolve(ref)
+        except SecretError as exc:
+            self.unresolved.append(str(ref))
+            return f"does NOT resolve: {exc.reason}"
+        return "resolves (value hidden)"
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -75,8 +82,15 @@ def run_check(args: argparse.Namespace) -> int:
         count = len(exc.problems)
         print(f"{count} problem{'s' if count != 1 else ''}; config not loaded", file=sys.stderr)
         return EXIT_INVALID
-    note = None if args.no_resolve else _secret_note
-    sys.stdout.write(render_config(config, secret_note=note, explain=args.explain))
+    notes = None if args.no_resolve else _SecretNotes()
+    sys.stdout.write(render_config(config, secret_note=notes, explain=args.explain))
+    if notes is not None and notes.unresolved:
+        # Still a valid config (exit 0): the secrets may exist only where hlcon runs for real.
+        print(
+            f"note: {len(notes.unresolved)} secret reference(s) do not resolve here: "
+            + ", ".join(dict.fromkeys(notes.unresolved)),
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -5,17 +5,20 @@ input refused with nothing changed, and no secret in the audit log."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from actions.base import Target
 from actions.runner import Refused, Runner
 from actions.vpn import PeerAdd, PeerDisable, PeerEnable, PeerRemove
+from lab.config import HostConfig
 from lab.execute import LocalExecutor
 from lab.health import vpn_findings
 from lab.model import Severity, WgInterface, utcnow
@@ -273,3 +276,39 @@ def test_cli_peer_add_prints_client_config_and_qr(
     private = out.split("PrivateKey = ", 1)[1].split("\n", 1)[0]
     audit = (tmp_path / "state" / "audit.jsonl").read_text()
     assert private not in audit and "cli-box" in audit
+
+
+async def test_remote_host_over_ssh_reads_and_adds_a_peer(
+    wg_testbed: WgTestbed, sshd_hosts: Any, tmp_path: Path
+) -> None:
+    """The SSH path: `wg show IFACE dump`, `cat` of the conf, `wg set` with the psk on stdin
+    and the persist script, all through lab.ssh to an sshd on loopback (root, because the
+    UAPI sockets are root's)."""
+    sshd = sshd_hosts.hosts[0]
+    host = HostConfig(
+        name="wgremote",
+        address=sshd.address,
+        port=sshd.port,
+        user="root",
+        identity=sshd_hosts.identity,
+        known_hosts=sshd_hosts.known_hosts,
+    )
+    base = wg_testbed.config(tmp_path / "state", host="wgremote", netns=None)
+    lab = Lab(dataclasses.replace(base, hosts=(host,)))
+    try:
+        reading = await read(lab)
+        assert reading.source == "wg" and reading.host == "wgremote"
+        assert {p.name for p in reading.peers} >= {"laptop", "phone"}
+        runner = Runner(lab)
+        name = "remote $(touch /tmp/pwned-ssh) 'q"
+        t = Target("vpn", wg_testbed.iface, "wgremote")
+        result = await runner.run(await runner.prepare(PeerAdd.create(t, lab, {"name": name})), "")
+        assert result.ok, result.outcome.message
+        assert not Path("/tmp/pwned-ssh").exists()
+        conf = parse_wg_quick_conf(wg_testbed.conf.read_text())
+        added = conf.by_name(name)
+        assert added is not None and added.has_psk
+        live = sh("wg", "show", wg_testbed.iface, "preshared-keys")
+        assert f"{added.public_key}\t(none)" not in live  # the psk arrived through stdin
+    finally:
+        await lab.close()

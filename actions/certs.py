@@ -73,6 +73,7 @@ class CertRenew(Action):
     family: ClassVar[str] = "cert.renew"
     verb: ClassVar[str] = "renew"
     kind: ClassVar[str] = "cert"
+    verify_within: ClassVar[float] = VERIFY_WITHIN
 
     @classmethod
     def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> Action:
@@ -228,7 +229,7 @@ class CertRenew(Action):
         details: dict[str, JSON] = {"before": before}
         after: Cert | None = None
         last_error: ReadError | None = None
-        deadline = time.monotonic() + VERIFY_WITHIN
+        deadline = time.monotonic() + self.verify_within
         # A server may take a moment to notice new files after the reload: read until the
         # serial changes or the window closes, then judge the last reading.
         while True:
@@ -261,7 +262,7 @@ class CertRenew(Action):
             raise ActionFailed(
                 f"certificate {cfg.name} still has serial {after.serial} after renew"
                 + (" and reload" if plan.data.get("reload") else "")
-                + f" (waited {VERIFY_WITHIN:g}s for it to change)",
+                + f" (waited {self.verify_within:g}s for it to change)",
                 details,
             )
         if after.not_after <= datetime.fromisoformat(str(before["not_after"])):

@@ -17,6 +17,7 @@ import hashlib
 import ipaddress
 import re
 import ssl
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -266,7 +267,9 @@ def _system_roots() -> tuple[x509.Certificate, ...]:
 def _load_bundle(text: str) -> list[x509.Certificate]:
     out = []
     for block in _PEM_BLOCK.findall(text):
-        with contextlib.suppress(ValueError):  # one odd root must not hide the others
+        # One odd root (some bundles hold a negative serial) must not hide the others.
+        with contextlib.suppress(ValueError), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             out.append(x509.load_pem_x509_certificate(block.encode("ascii", "replace")))
     return out
 
@@ -315,7 +318,7 @@ async def _smtp_read(reader: asyncio.StreamReader, where: Endpoint) -> tuple[int
     while True:
         line = await _readline(reader, where)
         lines.append(line)
-        if len(line) < 4 or line[3] != "-" or len(lines) > 100:
+        if not (line[:3].isdigit() and line[3:4] == "-") or len(lines) > 100:
             break
     try:
         return smtp_reply(lines)

@@ -1,0 +1,291 @@
+"""Certificates against real parts (tests/testbed/acme.py): TLS, SMTP STARTTLS (aiosmtpd), IMAP
+STARTTLS, PEM files; bad endpoints as Faults; renew through lego against Pebble, via the Runner,
+with the audit log holding serial and notAfter from before and after."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shlex
+from pathlib import Path
+
+import pytest
+
+from actions import registry
+from actions.audit import AuditRecord
+from actions.base import Target
+from actions.certs import CertRenew
+from actions.runner import Runner, RunResult
+from lab import certs
+from lab.config import CertConfig, Config, ConsoleConfig
+from lab.health import cert_findings
+from lab.model import Cert
+from lab.poller import Poller
+from lab.store import Store
+from lab.wiring import Lab
+from tests.testbed.acme import LEGO_DOMAIN, AcmeLab, BadEndpoints, CertServers
+
+pytestmark = pytest.mark.testbed
+
+
+def make_lab(tmp_path: Path, *entries: CertConfig, timeout: float = 4.0) -> Lab:
+    console = ConsoleConfig(timeout=timeout, state_dir=tmp_path / "state")
+    return Lab(Config(source="test_certs", console=console, certs=entries))
+
+
+async def read(lab: Lab, name: str) -> Cert:
+    reading = await certs.reader_for(lab, certs.find(lab, name)).read()
+    assert isinstance(reading, Cert)
+    return reading
+
+
+# ---------------------------------------------------------------- days left, every way
+
+
+TRANSPORTS = ("tls", "smtp", "imap", "file")
+
+
+def entry(servers: CertServers, case: str, transport: str, **kw: object) -> CertConfig:
+    c = servers.cases[case]
+    name = f"{case}-{transport}"
+    common: dict[str, object] = {"name": name, "ca_file": servers.ca_file, **kw}
+    if transport == "file":
+        return CertConfig(file=c.cert_file, sni=servers.hostname, **common)  # type: ignore[arg-type]
+    endpoint = {"tls": c.tls, "smtp": c.smtp, "imap": c.imap}[transport].endpoint
+    starttls = None if transport == "tls" else transport
+    return CertConfig(endpoint=endpoint, sni=servers.hostname, starttls=starttls, **common)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("case", ["expired", "5-day", "90-day"])
+async def test_days_left_over_every_transport(
+    cert_servers: CertServers, tmp_path: Path, case: str, transport: str
+) -> None:
+    cfg = entry(cert_servers, case, transport)
+    lab = make_lab(tmp_path, cfg)
+    cert = await read(lab, cfg.name)
+    want = cert_servers.cases[case].days_left
+    assert cert.days_left == want
+    assert cert.expired is (want < 0)
+    assert cert.subject == f"CN=svc.lab ({case})"
+    assert cert.sans == ("DNS:svc.lab", "DNS:*.svc.lab", "IP:127.0.0.1")
+    assert cert.issuer == "CN=hlcon Test Root CA"
+    assert cert.key_type == "EC P-256" and not cert.self_signed
+    assert cert.hostname == "svc.lab" and cert.hostname_matches is True
+    # Trusted through ca_file while valid; an expired chain fails verification.
+    assert cert.trusted is (want >= 0), cert.trust_error
+    if want < 0:
+        assert "expired" in cert.trust_error
+    assert cert.source.startswith(
+        {"tls": "tls 127.0.0.1:", "smtp": "smtp+starttls 127.0.0.1:", "imap": "imap+starttls "}.get(
+            transport, "file local:"
+        )
+    )
+    rules = [f.rule for f in cert_findings(cert, lab.config, ("cert", cfg.name), cert.at)]
+    assert rules == {"expired": ["cert-expired"], "5-day": ["cert-critical"], "90-day": []}[case]
+
+
+async def test_untrusted_without_the_ca_file(cert_servers: CertServers, tmp_path: Path) -> None:
+    for transport in ("tls", "file"):
+        cfg = entry(cert_servers, "90-day", transport, ca_file=None)
+        lab = make_lab(tmp_path, cfg)
+        cert = await read(lab, cfg.name)
+        assert cert.trusted is False and cert.trust_error
+        (finding,) = cert_findings(cert, lab.config, ("cert", cfg.name), cert.at)
+        assert finding.rule == "cert-untrusted" and "not trusted" in finding.message
+
+
+async def test_self_signed_and_wrong_host(bad_endpoints: BadEndpoints, tmp_path: Path) -> None:
+    lab = make_lab(
+        tmp_path,
+        CertConfig(name="ss", endpoint=bad_endpoints.self_signed.endpoint, sni="svc.lab"),
+        CertConfig(name="wh", endpoint=bad_endpoints.wrong_host.endpoint, sni="svc.lab"),
+    )
+    ss = await read(lab, "ss")
+    assert ss.self_signed and ss.trusted is False and ss.hostname_matches is True
+    (f,) = cert_findings(ss, lab.config, ("cert", "ss"), ss.at)
+    assert f.rule == "cert-untrusted" and "self-signed" in f.message
+    wh = await read(lab, "wh")
+    assert wh.hostname_matches is False and wh.sans == ("DNS:other.lab",)
+    rules = {f.rule for f in cert_findings(wh, lab.config, ("cert", "wh"), wh.at)}
+    assert "cert-hostname" in rules
+
+
+# ---------------------------------------------------------------- faults
+
+
+async def test_bad_endpoints_become_faults(
+    bad_endpoints: BadEndpoints, cert_servers: CertServers, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    entries = {
+        "refused": CertConfig(name="refused", endpoint=bad_endpoints.refused),
+        "tarpit": CertConfig(name="tarpit", endpoint=bad_endpoints.tarpit),
+        "plaintext": CertConfig(name="plaintext", endpoint=bad_endpoints.plaintext),
+        "smtp-on-ssh": CertConfig(
+            name="smtp-on-ssh", endpoint=bad_endpoints.plaintext, starttls="smtp"
+        ),
+        "imap-on-tls": CertConfig(
+            name="imap-on-tls", endpoint=cert_servers.cases["90-day"].smtp.endpoint, starttls="imap"
+        ),
+        "missing-file": CertConfig(name="missing-file", file=tmp_path / "nope.pem"),
+        "garbage-file": CertConfig(name="garbage-file", file=garbage),
+        "both": CertConfig(name="both", endpoint="127.0.0.1:1", file=garbage),
+        "bad-port": CertConfig(name="bad-port", endpoint="127.0.0.1:99999"),
+        "other-host": CertConfig(name="other-host", file=garbage, host="nas"),
+    }
+    lab = make_lab(tmp_path, *entries.values(), timeout=1.5)
+    store = Store()
+    poller = Poller(store, lab.readers())
+    await poller.poll_all()
+    faults = {}
+    for name in entries:
+        e = store.get(("cert", name))
+        assert e is not None and e.reading is None and e.fault is not None, name
+        faults[name] = (e.fault.what, e.fault.why)
+    assert faults["refused"] == ("endpoint refused", f"{bad_endpoints.refused}: connection refused")
+    assert faults["tarpit"][0] == "endpoint timed out"
+    assert faults["tarpit"][1].startswith(bad_endpoints.tarpit)
+    assert faults["plaintext"][0] == "no TLS"
+    assert "WRONG_VERSION_NUMBER" in faults["plaintext"][1].upper()
+    assert faults["smtp-on-ssh"][0] == "STARTTLS failed"
+    assert "SSH-2.0" in faults["smtp-on-ssh"][1]
+    assert faults["imap-on-tls"] == (
+        "STARTTLS failed",
+        f"{cert_servers.cases['90-day'].smtp.endpoint}: not an IMAP greeting: "
+        + repr(faults["imap-on-tls"][1].split("greeting: ", 1)[1][1:-1]),
+    )
+    assert faults["missing-file"][0] == "file unreadable"
+    assert "No such file" in faults["missing-file"][1]
+    assert faults["garbage-file"][0] == "not a certificate"
+    assert f"local:{garbage}" in faults["garbage-file"][1]
+    assert faults["both"] == (
+        "bad config",
+        "cert both: give exactly one of endpoint = … or file = …",
+    )
+    assert faults["bad-port"][0] == "bad config" and "1–65535" in faults["bad-port"][1]
+    assert faults["other-host"][0] == "bad config" and "'nas'" in faults["other-host"][1]
+
+
+# ---------------------------------------------------------------- ACME: Pebble + lego
+
+
+def renew_entry(acme: AcmeLab, **kw: object) -> CertConfig:
+    return CertConfig(
+        name=LEGO_DOMAIN,
+        endpoint=acme.endpoint,
+        sni=LEGO_DOMAIN,
+        renew=acme.renew_command,
+        ca_file=acme.root_ca,
+        renew_timeout=60.0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_lego_certificate_from_pebble(acme_lab: AcmeLab, tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, renew_entry(acme_lab))
+    served = await read(lab, LEGO_DOMAIN)
+    assert served.issuer.startswith("CN=Pebble Intermediate CA")
+    assert served.sans == (f"DNS:{LEGO_DOMAIN}",) and served.hostname_matches
+    assert served.trusted is True, served.trust_error  # against Pebble's root (ca_file)
+    filed = await read(
+        make_lab(
+            tmp_path,
+            CertConfig(name=LEGO_DOMAIN, file=acme_lab.cert_file, ca_file=acme_lab.root_ca),
+        ),
+        LEGO_DOMAIN,
+    )
+    assert filed.serial == served.serial and filed.trusted is True, filed.trust_error
+
+
+async def _wait_past_second(cert: Cert) -> None:
+    """Certificate times have whole seconds: a renewal within the issuing second could not
+    move notAfter, which verify rightly rejects. Not a timing assertion — a precondition."""
+    gap = (cert.not_before + dt.timedelta(seconds=1.2) - dt.datetime.now(dt.UTC)).total_seconds()
+    if gap > 0:
+        await asyncio.sleep(gap)
+
+
+def records_of(runner: Runner, result: RunResult) -> list[AuditRecord]:
+    return [r for r in runner.audit.records() if r.seq == result.seq]
+
+
+async def test_renew_through_runner_changes_served_cert(acme_lab: AcmeLab, tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, renew_entry(acme_lab))
+    before = await read(lab, LEGO_DOMAIN)
+    await _wait_past_second(before)
+    runner = Runner(lab)
+    action = registry.build("renew", f"cert:{LEGO_DOMAIN}", lab, {})
+    assert isinstance(action, CertRenew)
+    prepared = await runner.prepare(action)
+    plan = prepared.plan
+    assert plan.steps[0].argv == tuple(shlex.split(acme_lab.renew_command))
+    assert plan.data["before"]["serial"] == before.serial
+    lines: list[str] = []
+    result = await runner.run(prepared, answer="", progress=lambda _f, m: lines.append(m))
+    assert result.ok, result.outcome.message
+    after = await read(lab, LEGO_DOMAIN)
+    assert after.serial != before.serial and after.not_after > before.not_after
+    assert any("Server responded with a certificate" in ln for ln in lines)
+    (outcome,) = records_of(runner, result)
+    assert outcome.phase == "outcome" and outcome.result is not None
+    details = outcome.result["details"]
+    assert details["before"]["serial"] == before.serial
+    assert details["before"]["not_after"] == before.not_after.isoformat()
+    assert details["after"]["serial"] == after.serial
+    assert details["after"]["not_after"] == after.not_after.isoformat()
+    assert runner.audit.verify().ok
+
+
+async def test_failed_renew_is_reported_audited_and_leaves_the_old_cert(
+    fresh_acme_lab: AcmeLab, tmp_path: Path
+) -> None:
+    acme = fresh_acme_lab
+    lab = make_lab(tmp_path, renew_entry(acme))
+    before = await read(lab, LEGO_DOMAIN)
+    old_files = {p: p.read_bytes() for p in (acme.cert_file, acme.key_file)}
+    acme.pebble.stop()
+    runner = Runner(lab)
+    prepared = await runner.prepare(CertRenew.create(Target("cert", LEGO_DOMAIN), lab, {}))
+    result = await runner.run(prepared, answer="y")
+    assert not result.ok
+    message = result.outcome.message
+    assert "renew command exited 1" in message and "connection refused" in message
+    (outcome,) = records_of(runner, result)
+    assert outcome.result is not None and outcome.result["ok"] is False
+    assert outcome.result["message"] == message
+    assert outcome.result["details"]["before"]["serial"] == before.serial
+    assert any("connection refused" in ln for ln in outcome.result["details"]["output_tail"])
+    assert {p: p.read_bytes() for p in old_files} == old_files
+    assert (await read(lab, LEGO_DOMAIN)).serial == before.serial
+
+
+async def test_renew_that_changes_nothing_fails_verify_and_no_shell_runs(
+    cert_servers: CertServers, tmp_path: Path
+) -> None:
+    odd = tmp_path / "$(id); touch pwned"
+    cfg = entry(cert_servers, "90-day", "tls", renew=f"touch {shlex.quote(str(odd))}")
+    lab = make_lab(tmp_path, cfg)
+
+    class QuickCertRenew(CertRenew):
+        verify_within = 1.0  # the served cert cannot change here: don't wait 30 s to see it
+
+    runner = Runner(lab)
+    prepared = await runner.prepare(QuickCertRenew.create(Target("cert", cfg.name), lab, {}))
+    result = await runner.run(prepared, "")
+    assert not result.ok and "still has serial" in result.outcome.message
+    assert odd.exists() and not (tmp_path / "pwned").exists()
+
+
+async def test_unknown_and_unrenewable_certs_are_refused(
+    cert_servers: CertServers, tmp_path: Path
+) -> None:
+    lab = make_lab(tmp_path, entry(cert_servers, "90-day", "tls"))
+    with pytest.raises(ValueError, match="no certificate named '\\$\\(id\\)'"):
+        registry.build("renew", "cert:$(id)", lab, {})
+    runner = Runner(lab)
+    from actions.runner import Refused
+
+    with pytest.raises(Refused, match="has no renew command"):
+        await runner.prepare(CertRenew.create(Target("cert", "90-day-tls"), lab, {}))

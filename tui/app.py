@@ -51,6 +51,8 @@ class StoreChanged(Message):
 class ConsoleScreen(Screen[None]):
     """The main screen: pane bar, the panes, action progress, footer."""
 
+    AUTO_FOCUS = None  # show_pane focuses the visible pane; never a hidden pane's widget
+
     def compose(self) -> ComposeResult:
         app: HlconApp = self.app  # type: ignore[assignment]
         yield PaneBar([(n, PANES[n][1]) for n in sorted(PANES)], read_only=app.ctx.read_only)
@@ -75,7 +77,10 @@ class HlconApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(str(n), f"show_pane({n})", PANES[n][1], show=False) for n in sorted(PANES)),
+        *(
+            Binding(str(n), f"show_pane({n})", f"Show pane {n} {PANES[n][1]}", show=False)
+            for n in sorted(PANES)
+        ),
         Binding("question_mark", "help", "Help"),
         Binding("r", "refresh", "Refresh"),
         Binding("f5", "refresh", "Refresh", show=False),
@@ -137,11 +142,7 @@ class HlconApp(App[None]):
         main.query_one(PaneBar).current = number
         pane = self.pane(number)
         pane.refresh_from_store()
-        focus = getattr(pane, "focus_default", None)
-        if focus is not None:
-            focus()
-        else:
-            self.set_focus(None)
+        pane.focus_default()
 
     def jump_to(self, finding: Finding) -> None:
         """The overview's Enter: show the pane the finding is about, on its row if it has one."""

@@ -24,7 +24,7 @@ from actions.base import (
     Target,
 )
 from actions.runner import Runner
-from lab.config import Config, ConsoleConfig
+from lab.config import Config, ConsoleConfig, LocalConfig
 from lab.execute import CommandResult, LocalExecutor
 from lab.hosts import HostReader
 from lab.poller import Poller
@@ -35,7 +35,7 @@ from tests.tui.fixtures import demo_context, frozen_clock, host_state, make_cont
 from tui.app import HlconApp
 from tui.commands.console import run_console
 from tui.context import ConsoleContext
-from tui.panes import Pane, Row, TablePane
+from tui.panes import PANES, Pane, Row, TablePane, pane_class
 from tui.panes.audit import AuditPane
 from tui.panes.hosts import HostDetail, HostsPane
 from tui.panes.placeholder import PlaceholderPane
@@ -71,13 +71,23 @@ async def test_number_keys_show_each_pane() -> None:
 
 
 async def test_unconfigured_pane_names_the_config_section() -> None:
-    app = HlconApp(demo_context(config=Config()))
+    config = Config(local=LocalConfig(enabled=False, containers="none", wireguard=False))
+    app = HlconApp(demo_context(config=config))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("4")
-        pane = app.pane()
-        assert isinstance(pane, PlaceholderPane)
-        # either not configured (names [[vpn]]) or not part of the build yet: both say so
-        assert "[[vpn]]" in pane.message or "not part of this build" in pane.message
+        hosts_placeholder = app.pane(2)
+        assert isinstance(hosts_placeholder, PlaceholderPane)
+        assert "[[hosts]]" in hosts_placeholder.message
+        for number in PANES:
+            cls = pane_class(number)
+            pane = app.pane(number)
+            if cls is None:
+                assert isinstance(pane, PlaceholderPane)
+                assert "not part of this build" in pane.message
+            elif not cls.configured(config):
+                assert isinstance(pane, PlaceholderPane)
+                assert cls.CONFIG_SECTION is None or cls.CONFIG_SECTION in pane.message
+        await pilot.press("2")
+        assert app.focused is hosts_placeholder  # keys reach the app, not a hidden widget
 
 
 async def test_filter_narrows_rows_and_escape_clears() -> None:
@@ -123,7 +133,7 @@ async def test_help_lists_every_binding_of_pane_and_app() -> None:
             for binding in group:
                 if not binding.system:
                     assert ("app", binding.description) in listed
-        assert ("app", "Command palette") in listed
+        assert ("app", "palette") in listed  # Textual's own ctrl+p
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from rich.json import JSON
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.panes.base import Row, TablePane
@@ -47,18 +51,44 @@ def pending_text(pending: list[Any]) -> Text:
     return text
 
 
+class RecordDetail(ModalScreen[None]):
+    """Enter on an audit row: the whole record, as the log holds it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
+
+    DEFAULT_CSS = """
+    RecordDetail { align: center middle; }
+    RecordDetail > VerticalScroll {
+        width: 95%; height: 90%; border: thick $accent; background: $surface; padding: 0 1;
+    }
+    """
+
+    def __init__(self, record: Any) -> None:
+        super().__init__()
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        data = self.record.to_json() if hasattr(self.record, "to_json") else vars(self.record)
+        with VerticalScroll():
+            yield Static(JSON.from_data(data, indent=2))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class AuditPane(TablePane):
     NUMBER = 7
     PANE_ID = "audit"
     TITLE = "Audit"
+    # Result early: at 80 columns it is what must show; Who and Seq are in the detail too.
     COLUMNS: ClassVar = (
-        ("Seq", 5),
-        ("Time", 19),
+        ("When", 11),
         ("Phase", 9),
-        ("Action", 18),
-        ("Target", 22),
-        ("Who", 8),
+        ("Action", 17),
+        ("Target", 18),
         "Result",
+        "Who",
+        "Seq",
     )
 
     DEFAULT_CSS = """
@@ -120,16 +150,19 @@ class AuditPane(TablePane):
             yield Row(
                 id=str(rec.seq),
                 cells=(
-                    str(rec.seq),
-                    rec.time[:19].replace("T", " "),
+                    rec.time[5:16].replace("T", " "),
                     Text(rec.phase, PHASE_STYLE.get(rec.phase, "")),
                     rec.action or "",
                     rec.target or "",
-                    str(who),
                     result_text(rec),
+                    str(who),
+                    str(rec.seq),
                 ),
                 data=rec,
             )
+
+    def open_detail(self, row: Row) -> None:
+        self.app.push_screen(RecordDetail(row.data))
 
     def empty_message(self) -> str:
         if self.ctx.audit_log() is None:

@@ -111,6 +111,7 @@ class Pane(Widget):
     DOMAINS: ClassVar[tuple[str, ...]] = ()
     CONFIG_SECTION: ClassVar[str | None] = None
     MAX_FAULT_LINES: ClassVar[int] = 3
+    can_focus = True  # a pane without a table still takes focus (keys reach the app)
 
     DEFAULT_CSS = """
     Pane { height: 1fr; width: 1fr; }
@@ -163,6 +164,10 @@ class Pane(Widget):
     def tick(self) -> None:
         """Once a second: ages move even when no new reading arrived."""
         self.update_header()
+
+    def focus_default(self) -> None:
+        """Where focus goes when the pane is shown (TablePane: its table)."""
+        self.focus()
 
     def refresh_now(self) -> None:
         """`r`/F5: ask the poller to read this pane's domains now."""

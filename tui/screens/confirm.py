@@ -68,9 +68,11 @@ class ConfirmModal(ModalScreen[str | None]):
         border: thick $warning; background: $surface; padding: 0 1;
     }
     ConfirmModal #plan-scroll { height: auto; max-height: 16; }
+    ConfirmModal #dialog.-typed { height: 90%; }
+    ConfirmModal #dialog.-typed #plan-scroll { height: 1fr; max-height: 100%; }
+    ConfirmModal #answer { border: none; height: 1; padding: 0 1; background: $boost; }
     ConfirmModal #prompt { margin-top: 1; }
     ConfirmModal #hint { color: $text-muted; }
-    ConfirmModal #answer { margin: 0; }
     ConfirmModal #mismatch { color: $error; display: none; }
     ConfirmModal #mismatch.-shown { display: block; }
     """
@@ -84,7 +86,7 @@ class ConfirmModal(ModalScreen[str | None]):
         return self.plan.confirmation.expect
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        with Vertical(id="dialog", classes="-typed" if self.expect is not None else ""):
             with VerticalScroll(id="plan-scroll"):
                 yield Static(plan_text(self.plan), id="plan")
                 if self.plan.diff:

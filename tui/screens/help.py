@@ -50,9 +50,6 @@ def collect_bindings(app: App[Any], screen: Screen[Any]) -> list[HelpEntry]:
                     continue
                 seen.add((where, key))
                 out.append((where, shown, label))
-    out.append(
-        ("app", app.get_key_display(Binding("ctrl+p", "command_palette")), "Command palette")
-    )
     # What this pane and the app do first; cursor movement and focus keys last.
     order = {"pane": 0, "app": 1}
     return sorted(out, key=lambda e: order.get(e[0].split(" ")[0], 2))

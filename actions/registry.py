@@ -9,6 +9,7 @@ Family modules are imported lazily, on the first lookup.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -27,8 +28,10 @@ FAMILY_MODULES: tuple[str, ...] = (
 )
 
 A = TypeVar("A", bound=type[Action])
+log = logging.getLogger("hlcon.actions")
 
 _FAMILIES: dict[tuple[str, str], type[Action]] = {}
+_BROKEN: dict[str, str] = {}  # family module → why it failed to import
 _loaded = False
 
 
@@ -65,9 +68,24 @@ def load_families() -> None:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise  # the module exists but something it imports does not: a real error
+            if exc.name != name:  # it exists, but something it imports does not
+                _broken(name, exc)
+        except Exception as exc:
+            # One broken family must not take every other action away; its absence is named
+            # wherever a lookup fails, and logged.
+            _broken(name, exc)
     _loaded = True
+
+
+def _broken(name: str, exc: BaseException) -> None:
+    _BROKEN[name] = f"{type(exc).__name__}: {exc}"
+    log.error("action family module %s failed to import: %s", name, _BROKEN[name])
+
+
+def load_errors() -> dict[str, str]:
+    """Family modules that exist but failed to import, with why."""
+    load_families()
+    return dict(_BROKEN)
 
 
 def kinds() -> list[str]:
@@ -86,10 +104,13 @@ def lookup(verb: str, kind: str) -> type[Action]:
     if cls is not None:
         return cls
     verbs = verbs_for(kind)
+    broken = "".join(f" ({m} failed to load: {why})" for m, why in sorted(_BROKEN.items()))
     if not verbs:
         known = ", ".join(kinds()) or "none yet"
-        raise UnknownAction(f"no actions for {kind} targets; target kinds with actions: {known}")
-    raise UnknownAction(f"no action {verb!r} for {kind} targets; known: {', '.join(verbs)}")
+        raise UnknownAction(
+            f"no actions for {kind} targets; target kinds with actions: {known}{broken}"
+        )
+    raise UnknownAction(f"no action {verb!r} for {kind} targets; known: {', '.join(verbs)}{broken}")
 
 
 def build(verb: str, target: str | Target, lab: Lab, params: Mapping[str, Any]) -> Action:

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -278,3 +279,68 @@ def test_kill_9_mid_action_leaves_a_pending_intent(env: Env) -> None:
     assert env.run("audit", "ack", str(seq)).returncode == 2
     assert (env.files / KILLED).read_text() == "untouched\n"
     assert env.run("audit", "verify").returncode == 0
+
+
+def _wait_for_text(proc: subprocess.Popen[bytes], text: str) -> str:
+    """Read proc's stderr until `text` shows (or the process ends)."""
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 60
+    while text.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
+        if ready:
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def test_ctrl_c_at_the_prompt_cancels(env: Env) -> None:
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            env.argv(*env.write("p.txt")),
+            cwd=REPO,
+            env=env.env(),
+            stdin=slave,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        assert "Proceed? [y/N]" in _wait_for_text(proc, "Proceed? [y/N]")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert env.phases() == ["planned", "cancelled"]
+    assert not (env.files / "p.txt").exists()
+
+
+def test_ctrl_c_mid_action_rolls_back_and_exits_130(env: Env) -> None:
+    target = env.files / "q.txt"
+    target.write_text("before\n")
+    marker = env.tmp / "started"
+    proc = subprocess.Popen(
+        env.argv(
+            *env.write("q.txt", "--param", "sleep=60", "--param", f"marker={marker}", "--yes")
+        ),
+        cwd=REPO,
+        env=env.env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for_text(proc, "writing")
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "the action never started"
+    target.write_text("half-written\n")  # as if execute had got that far
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert target.read_text() == "before\n"
+    assert env.phases() == ["planned", "intent", "outcome", "rollback"]
+    records = [json.loads(line) for line in env.audit.read_text().splitlines()]
+    assert records[2]["result"]["message"] == "cancelled during execute"
+    assert records[3]["result"]["status"] == "done"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -235,6 +237,7 @@ def test_values_revealed_by_lab_secrets_never_reach_the_file(
 # -- hypothesis: random damage --------------------------------------------------------------------
 
 _BASE = tempfile.mkdtemp(prefix="hlcon-audit-hyp-")
+atexit.register(shutil.rmtree, _BASE, True)
 _PRISTINE = Path(_BASE) / "pristine.jsonl"
 _log = AuditLog(_PRISTINE)
 fill(_log, 12)

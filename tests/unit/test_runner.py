@@ -332,3 +332,15 @@ async def test_running_action_of_a_live_process_is_not_pending(lab: Lab, files: 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_registry_knows_every_family_and_explains_misses(lab: Lab) -> None:
+    from actions import registry
+
+    assert registry.load_errors() == {}  # every family module that exists imports cleanly
+    assert registry.verbs_for("file") == ["append", "badplan", "write"]
+    with pytest.raises(registry.UnknownAction) as miss:
+        build("reboot", "file:x@local", lab, {})
+    assert str(miss.value) == "no action 'reboot' for file targets; known: append, badplan, write"
+    with pytest.raises(ValueError, match="not a target"):
+        build("write", "no target here", lab, {})

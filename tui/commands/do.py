@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import shlex
 import sys
+import threading
 from typing import Any
 
 from actions import registry
@@ -126,6 +127,32 @@ def _ask(prompt: str) -> str | None:
     return None if line == "" else line.rstrip("\n")
 
 
+async def _ask_async(prompt: str) -> str | None:
+    """The prompt in a daemon thread: Ctrl-C cancels the wait at once (asyncio.to_thread's
+    executor would hold the process until the user pressed Enter)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(value: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(value)
+
+    def ask() -> None:
+        try:
+            value = _ask(prompt)
+        except Exception as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, value, None)
+
+    threading.Thread(target=ask, name="hlcon-prompt", daemon=True).start()
+    return await answer
+
+
 def run_do(args: argparse.Namespace) -> int:
     config = config_or_exit(args, "do")
     if isinstance(config, int):
@@ -173,18 +200,20 @@ async def _do_in(args: argparse.Namespace, lab: Lab) -> int:
         refusal = runner.refuse(prepared, "stdin is not a terminal and --yes was not given")
         print(f"refused: {refusal} (pass --yes to confirm non-interactively)", file=err)
         return EXIT_REFUSED
-    elif confirmation.expect is None:
-        reply = await asyncio.to_thread(_ask, f"{confirmation.prompt}\nProceed? [y/N] ")
-        if reply is None or reply.strip().lower() not in ("y", "yes"):
-            runner.cancel(prepared)
-            print("cancelled: nothing was changed", file=err)
-            return EXIT_CANCELLED
-        answer = reply
     else:
-        reply = await asyncio.to_thread(
-            _ask, f"{confirmation.prompt}\nType '{confirmation.expect}' to confirm: "
+        typed = confirmation.expect is not None
+        question = f"Type '{confirmation.expect}' to confirm: " if typed else "Proceed? [y/N] "
+        try:
+            reply = await _ask_async(f"{confirmation.prompt}\n{question}")
+        except asyncio.CancelledError:
+            runner.cancel(prepared, "interrupted at the prompt")
+            raise
+        declined = (
+            reply is None
+            or not reply.strip()
+            or (not typed and reply.strip().lower() not in ("y", "yes"))
         )
-        if reply is None or not reply.strip():
+        if declined:
             runner.cancel(prepared)
             print("cancelled: nothing was changed", file=err)
             return EXIT_CANCELLED

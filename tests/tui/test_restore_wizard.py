@@ -1,0 +1,175 @@
+"""The restore wizard via Pilot against a real restic repository and the real runner: pick a
+snapshot, browse lazily, select files, staging target, restore, verify, summary; going back;
+refusal at the preview; in place demands the typed path."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Checkbox, Input, Static
+
+from actions.runner import Runner
+from lab.store import Store
+from lab.wiring import Lab
+from tests.testbed.restic import ResticLab, restic_config
+from tests.tui.fixtures import frozen_clock
+from tui.app import HlconApp
+from tui.context import ConsoleContext
+from tui.panes.backups import BackupsPane
+from tui.screens.restore import RestoreScreen, SelectTree
+
+pytestmark = pytest.mark.testbed
+SIZE = (110, 36)
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, tries: int = 400) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def console(restic_lab: ResticLab, tmp_path: Path) -> tuple[HlconApp, Runner]:
+    lab = Lab(restic_config(restic_lab, tmp_path / "state"), clock=frozen_clock)
+    store = Store()
+    for reader in lab.readers():
+        try:
+            store.publish(reader.key, await reader.read())
+        except Exception:  # the faulty repositories stay faults; the wizard shows "main"
+            continue
+    runner = Runner(lab)
+    ctx = ConsoleContext(config=lab.config, lab=lab, store=store, runner=runner, clock=frozen_clock)
+    return HlconApp(ctx, initial_pane=5), runner
+
+
+def screen(app: HlconApp) -> RestoreScreen:
+    assert isinstance(app.screen, RestoreScreen)
+    return app.screen
+
+
+async def open_path(pilot: Any, app: HlconApp, parts: list[str]) -> None:
+    """Walk the lazy tree: each folder is listed by restic only when it is expanded."""
+    tree = app.screen.query_one("#tree", SelectTree)
+    node = tree.root
+    for part in parts:
+        await wait_for(
+            pilot,
+            lambda n=node, p=part: any(c.data is not None and c.data.name == p for c in n.children),
+            f"{part} listed",
+        )
+        node = next(c for c in node.children if c.data is not None and c.data.name == part)
+        tree.move_cursor(node)
+        if node.allow_expand and not node.is_expanded:
+            await pilot.press("enter")  # expands it (and lists it lazily)
+
+
+def parts(restic_lab: ResticLab, *more: str) -> list[str]:
+    return [p for p in str(restic_lab.source).split("/") if p] + list(more)
+
+
+async def start_wizard(pilot: Any, app: HlconApp, restic_lab: ResticLab) -> None:
+    assert isinstance(app.pane(), BackupsPane)
+    await pilot.press("R")
+    assert screen(app).step == "repo"
+    await pilot.press("enter")  # repo:main (the row under the cursor) is highlighted
+    assert screen(app).step == "snapshot"
+    await pilot.press("slash", *"daily")  # the filter leaves the tagged (first) snapshot
+    await pilot.press("enter", "enter")
+    wiz = screen(app)
+    assert wiz.step == "browse" and wiz.snapshot is not None
+    assert wiz.snapshot.id == restic_lab.snapshots[0]
+    await open_path(pilot, app, parts(restic_lab))
+
+
+async def test_wizard_restores_selection_to_staging_and_verifies(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, runner = await console(restic_lab, tmp_path)
+    target = tmp_path / "staging area"
+    src = restic_lab.source
+    async with app.run_test(size=SIZE) as pilot:
+        await start_wizard(pilot, app, restic_lab)
+        await open_path(pilot, app, parts(restic_lab, "big"))
+        await pilot.press("space")  # select the folder big/
+        await open_path(pilot, app, parts(restic_lab, "dir with space", "a file.txt"))
+        await pilot.press("space")
+        wiz = screen(app)
+        assert wiz.selected == {str(src / "big"), str(src / "dir with space/a file.txt")}
+        await pilot.press("n")
+        assert wiz.step == "target"
+        # going back keeps the selection
+        await pilot.press("escape")
+        assert wiz.step == "browse" and len(wiz.selected) == 2
+        await pilot.press("n")
+        wiz.query_one("#target-path", Input).value = str(target)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wiz.step == "preview", "the preview")
+        preview = str(wiz.query_one("#preview-text", Static).render())
+        assert "4 files" in preview and "nothing existing is overwritten" in preview
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wiz.step == "summary", "the summary")
+        summary = str(wiz.query_one("#summary-text", Static).render())
+        assert "restored and verified" in summary, summary
+    out = target / str(src).lstrip("/")
+    for rel in restic_lab.large:
+        assert (
+            hashlib.sha256((out / rel).read_bytes()).digest()
+            == hashlib.sha256((src / rel).read_bytes()).digest()
+        )
+    # the first snapshot's version of the file, not today's
+    assert (out / "dir with space/a file.txt").read_text().startswith("dir with space/")
+    assert sorted(p.name for p in out.iterdir()) == ["big", "dir with space"]
+    phases = [r.phase for r in runner.audit.records()]
+    assert phases[-3:] == ["planned", "intent", "outcome"]
+
+
+async def test_wizard_refuses_a_busy_target_and_in_place_needs_the_typed_path(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, runner = await console(restic_lab, tmp_path)
+    src = restic_lab.source
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "keep.txt").write_text("mine\n")
+    victim = src / "modes/run.sh"
+    original = victim.read_text()
+    async with app.run_test(size=SIZE) as pilot:
+        await start_wizard(pilot, app, restic_lab)
+        await open_path(pilot, app, parts(restic_lab, "modes", "run.sh"))
+        await pilot.press("space", "n")
+        wiz = screen(app)
+        wiz.query_one("#target-path", Input).value = str(busy)
+        await pilot.press("enter")
+        err = wiz.query_one("#error", Static)
+        await wait_for(pilot, lambda: "not empty" in str(err.render()), "the refusal")
+        assert wiz.step == "target"
+        assert (busy / "keep.txt").read_text() == "mine\n"
+
+        victim.write_text("damaged\n")
+        try:
+            wiz.query_one("#in-place", Checkbox).focus()
+            await pilot.press("space", "n")  # tick "in place", then next
+            await wait_for(pilot, lambda: wiz.step == "preview", "the in-place preview")
+            assert wiz.prepared.plan.confirmation.expect == str(victim)
+            await pilot.press("enter")  # a bare Enter is not the typed path
+            assert wiz.step == "preview" and "type exactly" in str(err.render())
+            assert victim.read_text() == "damaged\n"
+            await pilot.press("escape")  # back: the prepared plan is cancelled (audited)
+            assert wiz.step == "target"
+            assert list(runner.audit.records())[-1].phase == "cancelled"
+            wiz.query_one("#overwrite", Checkbox).focus()
+            await pilot.press("n")
+            await wait_for(pilot, lambda: wiz.step == "preview", "the preview again")
+            await pilot.press(*str(victim), "enter")
+            await wait_for(pilot, lambda: wiz.step == "summary", "the summary")
+            assert "restored and verified" in str(wiz.query_one("#summary-text", Static).render())
+            assert victim.read_text() == original
+        finally:
+            victim.write_text(original)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RestoreScreen)

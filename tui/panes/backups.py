@@ -1,0 +1,197 @@
+"""Pane 5: restic repositories — freshness per (host, paths), size, last check, locks.
+
+One row per repository, then one row per (host, paths) group under it. Keys: R opens the
+restore wizard, c checks, u unlocks a stale lock, b backs up now (the configured paths).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from lab.config import Config
+from lab.model import RepoState
+from tui.format import ago, bytes_h, duration_h
+from tui.panes.base import Row, TablePane
+
+if TYPE_CHECKING:
+    from textual.app import ComposeResult
+
+    from actions.base import Action
+
+
+def _repo_name(row: Row) -> str:
+    return row.id.split("|", 1)[0].removeprefix("repo:")
+
+
+class RepoDetail(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
+    DEFAULT_CSS = """
+    RepoDetail { align: center middle; }
+    RepoDetail > VerticalScroll { width: 90%; height: 80%; border: round $accent; padding: 0 1; }
+    """
+
+    def __init__(self, text: Text) -> None:
+        super().__init__()
+        self._text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(self._text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class BackupsPane(TablePane):
+    NUMBER = 5
+    PANE_ID = "backups"
+    TITLE = "Backups"
+    DOMAINS = ("backup",)
+    CONFIG_SECTION = "[[backups]]"
+    COLUMNS = (
+        "Repository",
+        ("Host:paths", 24),
+        "Newest",
+        ("Age", 7),
+        "Snaps",
+        "Size",
+        "Check",
+        "Locks",
+    )
+    ACTION_KEYS: ClassVar[dict[str, str]] = {"c": "check", "u": "unlock", "b": "backup now"}
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("R", "restore", "Restore")]
+
+    @classmethod
+    def configured(cls, config: Config) -> bool:
+        return bool(config.backups)
+
+    def empty_message(self) -> str:
+        return "no repositories read yet"
+
+    def rows(self) -> Iterable[Row]:
+        now = self.now()
+        config = self.ctx.config
+        for entry in sorted(self.entries(), key=lambda e: e.key[1]):
+            name = entry.key[1]
+            cfg = next((b for b in config.backups if b.name == name), None)
+            state = entry.reading if isinstance(entry.reading, RepoState) else None
+            if state is None:
+                status = Text(
+                    entry.fault.what if entry.fault else "waiting…",
+                    "bold red" if entry.fault else "dim",
+                )
+                yield Row(f"repo:{name}", (name, status, "", "", "", "", "", ""), data=entry)
+                continue
+            newest = state.newest
+            max_age = cfg.max_age if cfg else float("inf")
+            check: Text
+            if state.last_check is None:
+                check = Text("never", "yellow")
+            elif not state.last_check.ok:
+                check = Text(f"FAILED {ago(now, state.last_check.at)}", "bold red")
+            else:
+                check = Text(f"ok {ago(now, state.last_check.at)}")
+            stale = [lk for lk in state.locks if lk.stale]
+            locks = Text(
+                f"{len(state.locks)} ({len(stale)} stale)"
+                if stale
+                else str(len(state.locks) or "-"),
+                "bold yellow" if stale else "",
+            )
+            age_text = Text(ago(now, newest.time) if newest else "none")
+            if newest is None or (now - newest.time).total_seconds() > max_age:
+                age_text.stylize("bold red")
+            name_cell = Text(name, "bold")
+            if entry.fault is not None:
+                name_cell.append(f" ⚠ {entry.fault.what}", "bold red")
+            yield Row(
+                f"repo:{name}",
+                (
+                    name_cell,
+                    state.repository,
+                    newest.short_id if newest else "-",
+                    age_text,
+                    str(len(state.snapshots)),
+                    bytes_h(state.stats.total_size) if state.stats else "-",
+                    check,
+                    locks,
+                ),
+                data=entry,
+            )
+            for group in state.groups:
+                late = (now - group.newest.time).total_seconds() > max_age
+                yield Row(
+                    f"repo:{name}|{group.host}:{','.join(group.paths)}",
+                    (
+                        "  └",
+                        f"{group.host}:{', '.join(group.paths)}",
+                        group.newest.short_id,
+                        Text(
+                            duration_h((now - group.newest.time).total_seconds()),
+                            "bold red" if late else "",
+                        ),
+                        str(group.count),
+                        bytes_h(group.newest.size),
+                        "",
+                        "",
+                    ),
+                    data=entry,
+                )
+
+    def open_detail(self, row: Row) -> None:
+        entry = row.data
+        state = entry.reading if isinstance(entry.reading, RepoState) else None
+        text = Text()
+        text.append(f"repo:{_repo_name(row)}\n", "bold")
+        if entry.fault is not None:
+            text.append(f"⚠ {entry.fault.what}: {entry.fault.why}\n", "bold red")
+        if state is not None:
+            text.append(f"{state.repository} · restic {state.restic_version} on {state.host}\n")
+            for lk in state.locks:
+                gone = {True: "process gone", False: "process alive", None: "other host"}[
+                    lk.process_gone
+                ]
+                text.append(
+                    f"lock {lk.id[:8]} PID {lk.pid} on {lk.hostname} "
+                    f"({gone}, {duration_h(lk.age)})\n",
+                    "yellow" if lk.stale else "",
+                )
+            text.append("\nSnapshots (newest first):\n", "bold")
+            for s in sorted(state.snapshots, key=lambda s: s.time, reverse=True):
+                tags = f" [{', '.join(s.tags)}]" if s.tags else ""
+                text.append(
+                    f"{s.short_id}  {s.time:%Y-%m-%d %H:%M}  {s.host}  {', '.join(s.paths)}{tags}\n"
+                )
+        self.app.push_screen(RepoDetail(text))
+
+    def make_action(self, verb: str, row: Row) -> Action | None:
+        lab = self.ctx.lab
+        if lab is None:
+            return None
+        from actions.backups import BackupNowAction, CheckAction, UnlockAction
+        from actions.base import Target
+
+        target = Target("repo", _repo_name(row))
+        try:
+            if verb == "check":
+                return CheckAction(target, lab)
+            if verb == "unlock":
+                return UnlockAction(target, lab)
+            if verb == "backup now":
+                return BackupNowAction(target, lab)
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning")
+        return None
+
+    def action_restore(self) -> None:
+        from tui.screens.restore import RestoreScreen
+
+        row = self.selected_row()
+        self.app.push_screen(RestoreScreen(repo=_repo_name(row) if row else None))

@@ -1,0 +1,456 @@
+"""The restore wizard: repository → snapshot → browse and select → target → preview → run →
+summary. Esc goes back one step until the restore starts; during the run Esc cancels it (the
+partial files are listed); after it, Esc closes.
+
+The tree is read lazily (`restic ls --json ID PATH`, one directory at a time) through
+lab.backups; the preview and the run go through the runner (actions.runner), so policy, locks,
+audit and verification are the same as `hlcon do restore`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    Checkbox,
+    ContentSwitcher,
+    DataTable,
+    Footer,
+    Input,
+    Label,
+    OptionList,
+    ProgressBar,
+    Static,
+    Tree,
+)
+from textual.widgets.tree import TreeNode as UINode
+from textual.worker import Worker
+
+from actions.backups import STAGING_ROOT, RestoreAction
+from actions.base import Target
+from lab.backups import Restic, TreeNode, children, find_backup
+from lab.model import RepoState, Snapshot
+from tui.format import bytes_h
+from tui.screens.confirm import plan_text
+
+STEPS = ("repo", "snapshot", "browse", "target", "preview", "run", "summary")
+TITLES = {
+    "repo": "1 Repository",
+    "snapshot": "2 Snapshot",
+    "browse": "3 Files (space selects, n: next)",
+    "target": "4 Target",
+    "preview": "5 Preview and confirm",
+    "run": "6 Restoring (Esc cancels)",
+    "summary": "7 Summary",
+}
+
+
+class SelectTree(Tree[TreeNode | None]):
+    """The snapshot tree; space toggles the node under the cursor in the selection."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "toggle_select", "Select")]
+
+    def action_toggle_select(self) -> None:
+        node = self.cursor_node
+        if node is not None and node.data is not None:
+            self.screen.toggle(node)  # type: ignore[attr-defined]
+
+
+class RestoreScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back / cancel"),
+        Binding("n", "next", "Next"),
+        Binding("slash", "filter", "Filter snapshots"),
+    ]
+    DEFAULT_CSS = """
+    RestoreScreen #step-title { padding: 0 1; background: $boost; text-style: bold; width: 1fr; }
+    RestoreScreen #error { color: $error; padding: 0 1; height: auto; }
+    RestoreScreen ContentSwitcher { height: 1fr; }
+    RestoreScreen #selection { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
+    RestoreScreen #preview-text, RestoreScreen #summary-text { padding: 0 1; }
+    RestoreScreen #progress-label { padding: 0 1; }
+    """
+
+    def __init__(self, repo: str | None = None) -> None:
+        super().__init__()
+        self.repo = repo
+        self.snapshot: Snapshot | None = None
+        self.selected: set[str] = set()
+        self.step = "repo"
+        self.prepared: Any = None
+        self.action_obj: RestoreAction | None = None
+        self.run_worker_: Worker[Any] | None = None
+        self.result: Any = None
+        self._loaded: set[str] = set()
+
+    @property
+    def ctx(self) -> Any:
+        return self.app.ctx  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Label(TITLES["repo"], id="step-title")
+        yield Static(id="error")
+        with ContentSwitcher(initial="step-repo"):
+            yield OptionList(id="step-repo")
+            with Vertical(id="step-snapshot"):
+                yield Input(placeholder="filter: host, path, tag or date", id="snap-filter")
+                table: DataTable[Any] = DataTable(id="snap-table", cursor_type="row")
+                table.add_columns("ID", "Time", "Host", "Paths", "Tags")
+                yield table
+            with Vertical(id="step-browse"):
+                yield SelectTree("/", id="tree")
+                yield Static(id="selection")
+            with Vertical(id="step-target"):
+                yield Label("Restore into (a new staging folder by default):")
+                yield Input(id="target-path")
+                yield Checkbox("in place: over the original files", id="in-place")
+                yield Checkbox("overwrite files that exist in the target", id="overwrite")
+                yield Label("Enter in the path field or n: preview", classes="hint")
+            with VerticalScroll(id="step-preview"):
+                yield Static(id="preview-text")
+                yield Input(id="answer")
+            with Vertical(id="step-run"):
+                yield Label(id="progress-label")
+                yield ProgressBar(total=100, id="progress-bar")
+            with VerticalScroll(id="step-summary"):
+                yield Static(id="summary-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        options = self.query_one("#step-repo", OptionList)
+        names = [b.name for b in self.ctx.config.backups]
+        for name in names:
+            options.add_option(name)
+        if self.repo in names:
+            options.highlighted = names.index(self.repo)
+        options.focus()
+
+    def show(self, step: str) -> None:
+        self.step = step
+        self.query_one(ContentSwitcher).current = f"step-{step}"
+        self.query_one("#step-title", Label).update(TITLES[step])
+        self.error("")
+        focus = {
+            "repo": "#step-repo",
+            "snapshot": "#snap-table",
+            "browse": "#tree",
+            "target": "#target-path",
+            "preview": "#answer",
+        }.get(step)
+        if focus:
+            self.query_one(focus).focus()
+
+    def error(self, text: str) -> None:
+        self.query_one("#error", Static).update(Text(text, "bold") if text else "")
+
+    # ------------------------------------------------------------ navigation
+
+    def action_back(self) -> None:
+        if self.step == "repo" or self.step == "summary":
+            self.dismiss(None)
+        elif self.step == "run":
+            if self.run_worker_ is not None and self.run_worker_.is_running:
+                self.run_worker_.cancel()
+        elif self.step == "preview":
+            if self.prepared is not None:
+                self.ctx.runner.cancel(self.prepared, "went back in the restore wizard")
+                self.prepared = None
+            self.show("target")
+        else:
+            self.show(STEPS[STEPS.index(self.step) - 1])
+
+    def action_filter(self) -> None:
+        if self.step == "snapshot":
+            self.query_one("#snap-filter", Input).focus()
+
+    def action_next(self) -> None:
+        if self.step == "browse":
+            if not self.selected:
+                self.error("select at least one file or folder (space)")
+                return
+            self.enter_target()
+        elif self.step == "target":
+            self.preview()
+
+    # ------------------------------------------------------------ 1 repository
+
+    @on(OptionList.OptionSelected, "#step-repo")
+    def _repo_chosen(self, event: OptionList.OptionSelected) -> None:
+        self.repo = str(event.option.prompt)
+        entry = self.ctx.store.get(("backup", self.repo))
+        state = entry.reading if entry is not None else None
+        if not isinstance(state, RepoState):
+            why = entry.fault.why if entry is not None and entry.fault else "not read yet"
+            self.error(f"repo:{self.repo} has no snapshot list: {why}")
+            return
+        self._fill_snapshots(state, "")
+        self.show("snapshot")
+
+    # ------------------------------------------------------------ 2 snapshot
+
+    def _snapshots(self) -> list[Snapshot]:
+        entry = self.ctx.store.get(("backup", self.repo))
+        state = entry.reading if entry is not None else None
+        return list(state.snapshots) if isinstance(state, RepoState) else []
+
+    def _fill_snapshots(self, state: RepoState, needle: str) -> None:
+        table = self.query_one("#snap-table", DataTable)
+        table.clear()
+        needle = needle.casefold()
+        for s in sorted(state.snapshots, key=lambda s: s.time, reverse=True):
+            cells = (
+                s.short_id,
+                f"{s.time:%Y-%m-%d %H:%M}",
+                s.host,
+                ", ".join(s.paths),
+                ", ".join(s.tags),
+            )
+            if needle and not any(needle in c.casefold() for c in cells):
+                continue
+            table.add_row(*cells, key=s.id)
+
+    @on(Input.Changed, "#snap-filter")
+    def _filter(self, event: Input.Changed) -> None:
+        entry = self.ctx.store.get(("backup", self.repo))
+        if entry is not None and isinstance(entry.reading, RepoState):
+            self._fill_snapshots(entry.reading, event.value)
+
+    @on(Input.Submitted, "#snap-filter")
+    def _filter_done(self) -> None:
+        self.query_one("#snap-table").focus()
+
+    @on(DataTable.RowSelected, "#snap-table")
+    def _snapshot_chosen(self, event: DataTable.RowSelected) -> None:
+        snap = next((s for s in self._snapshots() if s.id == event.row_key.value), None)
+        if snap is None:
+            return
+        if self.snapshot is None or snap.id != self.snapshot.id:
+            self.snapshot = snap
+            self.selected.clear()
+            self._loaded.clear()
+            tree = self.query_one("#tree", SelectTree)
+            tree.clear()
+            tree.root.set_label(f"/  (snapshot {snap.short_id})")
+            tree.root.data = None
+            self.load_dir(tree.root, "/")
+        self._show_selection()
+        self.show("browse")
+
+    # ------------------------------------------------------------ 3 browse
+
+    @work(group="restic-ls", exclusive=False, exit_on_error=False)
+    async def load_dir(self, node: UINode[TreeNode | None], path: str) -> None:
+        if path in self._loaded or self.snapshot is None:
+            return
+        self._loaded.add(path)
+        restic = Restic(self.ctx.lab, find_backup(self.ctx.config, str(self.repo)))
+        try:
+            _, nodes = await restic.ls(self.snapshot.id, path)
+        except Exception as exc:  # shown on the screen; the wizard stays usable
+            self._loaded.discard(path)
+            self.error(f"cannot list {path}: {exc}")
+            return
+        for child in children(nodes, path):
+            label = self._label(child)
+            if child.is_dir:
+                node.add(label, data=child, allow_expand=True)
+            else:
+                node.add_leaf(label, data=child)
+        node.expand()
+
+    def _label(self, n: TreeNode) -> Text:
+        mark = "☑ " if self._covered(n.path) else "☐ "
+        text = Text(mark)
+        text.append(n.name + ("/" if n.is_dir else ""), "bold" if n.is_dir else "")
+        if n.type == "file":
+            text.append(f"  {bytes_h(n.size)}", "dim")
+        elif n.type == "symlink":
+            text.append("  (link)", "dim")
+        return text
+
+    def _covered(self, path: str) -> bool:
+        return any(path == s or path.startswith(s.rstrip("/") + "/") for s in self.selected)
+
+    @on(Tree.NodeExpanded, "#tree")
+    def _expanded(self, event: Tree.NodeExpanded[TreeNode | None]) -> None:
+        data = event.node.data
+        if data is not None and data.is_dir and data.path not in self._loaded:
+            self.load_dir(event.node, data.path)
+
+    def toggle(self, node: UINode[TreeNode | None]) -> None:
+        data = node.data
+        if data is None:
+            return
+        if data.path in self.selected:
+            self.selected.discard(data.path)
+        else:
+            # a folder covers what is below it
+            self.selected = {
+                s for s in self.selected if not s.startswith(data.path.rstrip("/") + "/")
+            }
+            self.selected.add(data.path)
+        self._relabel(self.query_one("#tree", SelectTree).root)
+        self._show_selection()
+
+    def _relabel(self, node: UINode[TreeNode | None]) -> None:
+        for child in node.children:
+            if child.data is not None:
+                child.set_label(self._label(child.data))
+            self._relabel(child)
+
+    def _show_selection(self) -> None:
+        text = "selected: " + (", ".join(sorted(self.selected)) if self.selected else "nothing yet")
+        self.query_one("#selection", Static).update(text)
+
+    # ------------------------------------------------------------ 4 target
+
+    def enter_target(self) -> None:
+        box = self.query_one("#target-path", Input)
+        if not box.value and self.snapshot is not None:
+            stamp = self.ctx.clock().strftime("%Y%m%d-%H%M%S")
+            box.value = f"{STAGING_ROOT}/{self.repo}-{self.snapshot.short_id}-{stamp}"
+        self.show("target")
+
+    @on(Checkbox.Changed, "#in-place")
+    def _in_place(self, event: Checkbox.Changed) -> None:
+        self.query_one("#target-path", Input).disabled = event.value
+
+    @on(Input.Submitted, "#target-path")
+    def _target_done(self) -> None:
+        self.preview()
+
+    # ------------------------------------------------------------ 5 preview
+
+    def build_action(self) -> RestoreAction:
+        in_place = self.query_one("#in-place", Checkbox).value
+        params = {
+            "snapshot": self.snapshot.id if self.snapshot else "",
+            "include": sorted(self.selected),
+            "target": None if in_place else self.query_one("#target-path", Input).value.strip(),
+            "in_place": in_place,
+            "overwrite": self.query_one("#overwrite", Checkbox).value,
+        }
+        action = RestoreAction.create(Target("repo", str(self.repo)), self.ctx.lab, params)
+        assert isinstance(action, RestoreAction)
+        return action
+
+    @work(group="restore-plan", exclusive=True, exit_on_error=False)
+    async def preview(self) -> None:
+        from actions.runner import Refused
+
+        try:
+            action = self.build_action()
+        except ValueError as exc:
+            self.error(str(exc))
+            return
+        self.error("reading the snapshot and the target…")
+        try:
+            prepared = await self.ctx.runner.prepare(action)
+        except Refused as exc:
+            self.error(f"refused: {exc}")
+            return
+        self.action_obj = action
+        self.prepared = prepared
+        plan = prepared.plan
+        data = plan.data
+        text = plan_text(plan)
+        text.append(
+            f"\n\n{data['files']} files, {bytes_h(data['bytes'])} to restore · "
+            f"{bytes_h(data['free'])} free\n"
+        )
+        if data["overwritten_count"]:
+            text.append(
+                f"{data['overwritten_count']} existing files will be overwritten:\n", "bold red"
+            )
+            for p in data["overwritten"][:10]:
+                text.append(f"  {p}\n", "red")
+        else:
+            text.append("nothing existing is overwritten\n", "green")
+        expect = plan.confirmation.expect
+        text.append(f"\n{plan.confirmation.prompt}\n", "bold")
+        self.query_one("#preview-text", Static).update(text)
+        answer = self.query_one("#answer", Input)
+        answer.value = ""
+        answer.placeholder = (
+            f"type {expect} and Enter" if expect else "Enter to restore, Esc to go back"
+        )
+        self.show("preview")
+
+    @on(Input.Submitted, "#answer")
+    def _answered(self, event: Input.Submitted) -> None:
+        if self.prepared is None:
+            return
+        expect = self.prepared.plan.confirmation.expect
+        answer = event.value if expect else "yes"
+        if expect and answer.strip() != expect:
+            self.error(f"type exactly {expect} to confirm (Esc goes back)")
+            return
+        self.run_worker_ = self.run_restore(answer)
+
+    # ------------------------------------------------------------ 6 run
+
+    @work(group="restore-run", exclusive=True, exit_on_error=False)
+    async def run_restore(self, answer: str) -> None:
+        prepared, self.prepared = self.prepared, None
+        self.show("run")
+        label = self.query_one("#progress-label", Label)
+        bar = self.query_one("#progress-bar", ProgressBar)
+        label.update(prepared.plan.summary)
+
+        def progress(fraction: float | None, message: str) -> None:
+            label.update(message)
+            if fraction is None:
+                bar.update(total=None)
+            else:
+                bar.update(total=100, progress=fraction * 100)
+
+        try:
+            self.result = await self.ctx.runner.run(prepared, answer, progress)
+        except asyncio.CancelledError:
+            self.summary_cancelled(prepared)
+            raise
+        except Exception as exc:
+            self.summarise(Text(f"The restore did not run: {exc}", "bold red"))
+            return
+        outcome = self.result.outcome
+        text = Text()
+        text.append(
+            "✔ restored and verified\n" if self.result.ok else "✘ failed\n",
+            "bold green" if self.result.ok else "bold red",
+        )
+        text.append(outcome.message + "\n")
+        for key in ("missing", "wrong_size", "partial"):
+            items = outcome.details.get(key)
+            if items:
+                text.append(f"{key}: {len(items)}\n", "red")
+        text.append(f"\ntarget: {prepared.plan.data['target']}\n")
+        self.summarise(text)
+
+    def summary_cancelled(self, prepared: Any) -> None:
+        partial = (self.action_obj.partial if self.action_obj else None) or []
+        text = Text("Restore cancelled.\n", "bold yellow")
+        text.append(
+            f"{len(partial)} files were written (partly) in {prepared.plan.data['target']}:\n"
+        )
+        for p in partial[:20]:
+            state = (
+                "complete"
+                if p["complete"]
+                else f"partial {bytes_h(p['size'])} of {bytes_h(p['expected'])}"
+            )
+            text.append(f"  {p['path']}  {state}\n")
+        text.append("Nothing outside the selection was touched.\n")
+        self.summarise(text)
+
+    def summarise(self, text: Text) -> None:
+        self.query_one("#summary-text", Static).update(text)
+        self.show("summary")

@@ -226,6 +226,11 @@ def verify_chain(
         return "no subjectAltName to verify the chain for"
     if not roots:
         return "no trusted roots"
+    # cryptography says only "not valid at validation time"; name it as OpenSSL does.
+    if at > leaf.not_valid_after_utc:
+        return "certificate has expired"
+    if at < leaf.not_valid_before_utc:
+        return "certificate is not yet valid"
     if any(leaf == root for root in roots):
         return None  # pinned: the certificate itself is in the trust store (as OpenSSL allows)
     verifier = PolicyBuilder().store(Store(list(roots))).time(at).build_server_verifier(subject)

@@ -4,8 +4,6 @@ with the audit log holding serial and notAfter from before and after."""
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import shlex
 from pathlib import Path
 
@@ -23,7 +21,13 @@ from lab.model import Cert
 from lab.poller import Poller
 from lab.store import Store
 from lab.wiring import Lab
-from tests.testbed.acme import LEGO_DOMAIN, AcmeLab, BadEndpoints, CertServers
+from tests.testbed.acme import (
+    LEGO_DOMAIN,
+    AcmeLab,
+    BadEndpoints,
+    CertServers,
+    past_issuing_second,
+)
 
 pytestmark = pytest.mark.testbed
 
@@ -199,14 +203,6 @@ async def test_lego_certificate_from_pebble(acme_lab: AcmeLab, tmp_path: Path) -
     assert filed.serial == served.serial and filed.trusted is True, filed.trust_error
 
 
-async def _wait_past_second(cert: Cert) -> None:
-    """Certificate times have whole seconds: a renewal within the issuing second could not
-    move notAfter, which verify rightly rejects. Not a timing assertion — a precondition."""
-    gap = (cert.not_before + dt.timedelta(seconds=1.2) - dt.datetime.now(dt.UTC)).total_seconds()
-    if gap > 0:
-        await asyncio.sleep(gap)
-
-
 def records_of(runner: Runner, result: RunResult) -> list[AuditRecord]:
     return [r for r in runner.audit.records() if r.seq == result.seq]
 
@@ -214,7 +210,7 @@ def records_of(runner: Runner, result: RunResult) -> list[AuditRecord]:
 async def test_renew_through_runner_changes_served_cert(acme_lab: AcmeLab, tmp_path: Path) -> None:
     lab = make_lab(tmp_path, renew_entry(acme_lab))
     before = await read(lab, LEGO_DOMAIN)
-    await _wait_past_second(before)
+    await past_issuing_second(before.not_before)
     runner = Runner(lab)
     action = registry.build("renew", f"cert:{LEGO_DOMAIN}", lab, {})
     assert isinstance(action, CertRenew)

@@ -19,6 +19,7 @@ files), `bad_endpoints` (session: a refused port, a tarpit, a server that speaks
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import ipaddress
@@ -49,6 +50,15 @@ LEGO_DOMAIN = "lab.local"
 LEGO_EMAIL = "admin@lab.local"
 # Whole days plus an hour: a "5-day" certificate read a moment later still has 5 whole days.
 MARGIN = dt.timedelta(hours=1)
+
+
+async def past_issuing_second(not_before: dt.datetime) -> None:
+    """Certificate times have whole seconds: a renewal within the second the current one was
+    issued could not move notAfter, which verify rightly rejects. A precondition of a renew
+    test, not a timing assertion."""
+    gap = (not_before + dt.timedelta(seconds=1.2) - dt.datetime.now(dt.UTC)).total_seconds()
+    if gap > 0:
+        await asyncio.sleep(gap)
 
 
 def free_port() -> int:

@@ -61,7 +61,9 @@ def test_lego_chain_verifies_to_its_intermediate_and_not_after_expiry() -> None:
     assert verify_chain([leaf], [intermediate], AT) is None
     assert verify_chain([leaf], [], AT) == "no trusted roots"
     late = verify_chain([leaf], [intermediate], datetime(2032, 1, 1, tzinfo=UTC))
-    assert late is not None and late.startswith("chain does not verify")
+    assert late == "certificate has expired"
+    early = verify_chain([leaf], [intermediate], datetime(2020, 1, 1, tzinfo=UTC))
+    assert early == "certificate is not yet valid"
 
 
 def test_openssl_self_signed_rsa() -> None:

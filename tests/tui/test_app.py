@@ -459,6 +459,35 @@ async def test_audit_pane_lists_records_newest_first_and_filters(tmp_path: Path)
 # ---------------------------------------------------------------- the console command
 
 
+def test_read_only_flag_makes_the_config_read_only(tmp_path: Path) -> None:
+    from tui.commands.console import load
+
+    good = tmp_path / "hlcon.toml"
+    good.write_text('[console]\nrefresh = "2s"\n')
+    assert load(argparse.Namespace(config=good, read_only=True)).console.read_only
+    assert not load(argparse.Namespace(config=good, read_only=False)).console.read_only
+
+
+async def test_read_only_is_shown_in_the_pane_bar() -> None:
+    config = Config(console=ConsoleConfig(read_only=True))
+    app = HlconApp(demo_context(config=config))
+    async with app.run_test(size=SIZE):
+        from tui.widgets import PaneBar
+
+        assert "READ-ONLY" in str(app.screen.query_one(PaneBar).render())
+
+
+async def test_palette_toggles_theme_and_refreshes() -> None:
+    app = HlconApp(demo_context())
+    async with app.run_test(size=SIZE) as pilot:
+        before = app.theme
+        await pilot.press("ctrl+p", *"Toggle theme")
+        commands = app.screen.query_one(CommandList)
+        await wait_for(pilot, lambda: commands.option_count > 0, "palette results")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.theme != before, "theme toggled")
+
+
 def test_console_with_a_broken_config_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

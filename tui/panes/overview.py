@@ -72,7 +72,8 @@ class OverviewPane(TablePane):
         for i, (label, style) in enumerate(parts):
             text.append(" · " if i else "", "dim")
             text.append(label, style)
-        text.append(f"  — {len(entries)} sources, {faulted} faulted", "dim")
+        sources = f"{len(entries)} source" + ("" if len(entries) == 1 else "s")
+        text.append(f"  — {sources}, {faulted} faulted", "dim")
         summary.update(text)
 
     def rows(self) -> Iterable[Row]:

@@ -398,3 +398,14 @@ class Cert:
 
     def metrics(self) -> Mapping[str, float]:
         return {"days_left": float(self.days_left)}
+
+    def summary(self) -> str:
+        """One line for `hlcon status`."""
+        left = (
+            f"expired {-self.days_left} days ago" if self.expired else f"{self.days_left} days left"
+        )
+        trust = {True: "trusted", False: "untrusted", None: "trust unknown"}[self.trusted]
+        if self.self_signed:
+            trust = "self-signed"
+        host = ", hostname NOT in SANs" if self.hostname_matches is False else ""
+        return f"{self.source}: {left} ({self.not_after:%Y-%m-%d}), {trust}{host}, {self.issuer}"

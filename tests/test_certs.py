@@ -4,7 +4,11 @@ with the audit log holding serial and notAfter from before and after."""
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -285,3 +289,47 @@ async def test_unknown_and_unrenewable_certs_are_refused(
 
     with pytest.raises(Refused, match="has no renew command"):
         await runner.prepare(CertRenew.create(Target("cert", "90-day-tls"), lab, {}))
+
+
+# ---------------------------------------------------------------- the CLI, as a user runs it
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = "import sys; from tui.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def hlcon(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HLCON_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-c", CLI, "--config", str(config), *args],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_cli_dry_run_then_renew_then_status(acme_lab: AcmeLab, tmp_path: Path) -> None:
+    config = tmp_path / "hlcon.toml"
+    config.write_text(
+        f'[console]\nstate_dir = "{tmp_path / "state"}"\n\n'
+        f'[[certs]]\nname = "{LEGO_DOMAIN}"\nendpoint = "{acme_lab.endpoint}"\n'
+        f'sni = "{LEGO_DOMAIN}"\nrenew = {json.dumps(acme_lab.renew_command)}\n'
+        f'ca_file = "{acme_lab.root_ca}"\n'
+    )
+    lab = make_lab(tmp_path, renew_entry(acme_lab))
+    before = await read(lab, LEGO_DOMAIN)
+    dry = hlcon(config, "do", "renew", f"cert:{LEGO_DOMAIN}", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"serial {before.serial}" in dry.stdout and "lego" in dry.stdout
+    assert (await read(lab, LEGO_DOMAIN)).serial == before.serial
+    await past_issuing_second(before.not_before)
+    done = hlcon(config, "do", "renew", f"cert:{LEGO_DOMAIN}", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    after = await read(lab, LEGO_DOMAIN)
+    assert after.serial != before.serial
+    assert f"serial {before.serial} → {after.serial}" in done.stdout
+    status = hlcon(config, "status")
+    line = next(ln for ln in status.stdout.splitlines() if f"cert:{LEGO_DOMAIN}" in ln)
+    assert "days left" in line and "trusted" in line and "Pebble Intermediate CA" in line

@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from actions.base import Target
 from actions.certs import CertRenew
 from actions.runner import Runner, RunResult
 from lab import certs
-from lab.config import CertConfig, Config, ConsoleConfig
+from lab.config import CertConfig, Config, ConsoleConfig, HostConfig
 from lab.health import cert_findings
 from lab.model import Cert
 from lab.poller import Poller
@@ -32,6 +34,7 @@ from tests.testbed.acme import (
     CertServers,
     past_issuing_second,
 )
+from tests.testbed.sshd import SshdLab
 
 pytestmark = pytest.mark.testbed
 
@@ -333,3 +336,57 @@ async def test_cli_dry_run_then_renew_then_status(acme_lab: AcmeLab, tmp_path: P
     status = hlcon(config, "status")
     line = next(ln for ln in status.stdout.splitlines() if f"cert:{LEGO_DOMAIN}" in ln)
     assert "days left" in line and "trusted" in line and "Pebble Intermediate CA" in line
+
+
+# ---------------------------------------------------------------- files on another host (SSH)
+
+
+async def test_file_on_an_ssh_host_read_and_renewed(
+    sshd_hosts: SshdLab, cert_servers: CertServers, tmp_path: Path
+) -> None:
+    """The file reader and the renew run through the host's SSH Executor (as the unprivileged
+    test user): read, a permission fault, and a renew verified on the filed certificate."""
+    shared = Path(tempfile.mkdtemp(prefix="hlcon-certs-ssh-"))
+    try:
+        shared.chmod(0o777)
+        live, newer = shared / "live cert.pem", shared / "$(id) next.pem"
+        live.write_bytes(cert_servers.cases["5-day"].cert_file.read_bytes())
+        newer.write_bytes(cert_servers.cases["90-day"].cert_file.read_bytes())
+        for p in (live, newer):
+            p.chmod(0o666)
+        h = sshd_hosts.hosts[0]
+        host = HostConfig(
+            name=h.name,
+            address=h.address,
+            port=h.port,
+            user=sshd_hosts.user,
+            identity=sshd_hosts.identity,
+            known_hosts=sshd_hosts.known_hosts,
+            connect_timeout=3.0,
+        )
+        renew = shlex.join(["cp", str(newer), str(live)])
+        entries = (
+            CertConfig(name="remote", file=live, host=h.name, sni="svc.lab", renew=renew),
+            CertConfig(name="private", file=cert_servers.cases["5-day"].key_file, host=h.name),
+        )
+        console = ConsoleConfig(timeout=5.0, state_dir=tmp_path / "state")
+        lab = Lab(Config(source="test_certs", console=console, hosts=(host,), certs=entries))
+        try:
+            before = await read(lab, "remote")
+            assert before.days_left == 5 and before.source == f"file {h.name}:{live}"
+            store = Store()
+            await Poller(store, [certs.reader_for(lab, entries[1])]).poll_all()
+            fault = store.get(("cert", "private"))
+            assert fault is not None and fault.fault is not None
+            assert fault.fault.what == "file unreadable" and "Permission denied" in fault.fault.why
+            runner = Runner(lab)
+            prepared = await runner.prepare(CertRenew.create(Target("cert", "remote"), lab, {}))
+            assert prepared.plan.steps[0].host == h.name
+            result = await runner.run(prepared, "")
+            assert result.ok, result.outcome.message
+            after = await read(lab, "remote")
+            assert after.days_left == 90 and after.serial != before.serial
+        finally:
+            await lab.close()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

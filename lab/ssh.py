@@ -357,7 +357,7 @@ class SshHost:
             raise LoginFailed(
                 self.name, f"{cfg.user}@{where} refused {how} (permission denied)"
             ) from None
-        except asyncssh.KeyImportError as exc:
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
             raise LoginFailed(
                 self.name, f"cannot load identity {cfg.identity}: {exc} (wrong passphrase?)"
             ) from None

@@ -367,3 +367,41 @@ async def test_container_on_a_host_reached_only_over_ssh(
         await the_lab.close()
         with contextlib.suppress(RuntimeError):
             podman(svc.env, "rm", "-f", "-t", "0", name)
+
+
+async def test_identity_passphrase_from_a_secret_reference(
+    sshd_hosts: SshdLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An encrypted identity unlocked by env:…; a wrong passphrase is a clear LoginFailed that
+    never repeats the passphrase."""
+    import subprocess
+
+    from lab import secrets
+    from lab.secrets import SecretRef
+
+    key = tmp_path / "locked"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "right-horse-42", "-f", str(key)], check=True
+    )
+    authorized = sshd_hosts.workdir / "authorized_keys"
+    original = authorized.read_text()
+    authorized.write_text(original + key.with_suffix(".pub").read_text())
+    monkeypatch.setenv("HLCON_TEST_PASS_OK", "right-horse-42")
+    monkeypatch.setenv("HLCON_TEST_PASS_BAD", "wrong-horse-17")
+    secrets.forget_cached()
+    the_lab = make_lab(
+        tmp_path,
+        host_cfg(sshd_hosts, 0, name="ok", identity=key,
+                 passphrase=SecretRef("env", "HLCON_TEST_PASS_OK")),
+        host_cfg(sshd_hosts, 0, name="bad", identity=key,
+                 passphrase=SecretRef("env", "HLCON_TEST_PASS_BAD")),
+    )  # fmt: skip
+    try:
+        assert (await the_lab.executor("ok").run(["echo", "in"], timeout=5)).stdout == "in\n"
+        with pytest.raises(LoginFailed) as info:
+            await the_lab.executor("bad").run(["true"], timeout=5)
+        assert "cannot load identity" in str(info.value)
+        assert "wrong-horse-17" not in str(info.value)
+    finally:
+        authorized.write_text(original)
+        await the_lab.close()

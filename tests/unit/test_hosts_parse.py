@@ -125,3 +125,17 @@ def test_unit_rules() -> None:
     assert ("service-inactive", "demo.service") not in found
     assert "bans 60" in found[("fail2ban", "fail2ban sshd")].message
     assert ("fail2ban", "fail2ban nginx") not in found
+
+
+def test_a_changed_host_key_is_a_critical_finding() -> None:
+    from lab.health import evaluate
+    from lab.model import Fault
+    from lab.store import Store
+
+    store = Store()
+    store.publish(("host", "h"), _state())
+    why = "HOST KEY CHANGED: [10.0.0.5]:22 now presents SHA256:abc …; host blocked"
+    store.publish_fault(("host", "h"), Fault("host key changed", "host:h", BOOT, why, BOOT))
+    (finding,) = evaluate(store, Config(), BOOT)
+    assert finding.severity is Severity.CRITICAL
+    assert finding.message.startswith("host key changed: HOST KEY CHANGED")

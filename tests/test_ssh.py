@@ -405,3 +405,27 @@ async def test_identity_passphrase_from_a_secret_reference(
     finally:
         authorized.write_text(original)
         await the_lab.close()
+
+
+async def test_reconnects_after_the_host_drops_the_connection(
+    sshd_hosts: SshdLab, tmp_path: Path
+) -> None:
+    flaky = sshd_hosts.extra_host("flaky")
+    cfg = host_cfg(sshd_hosts, 0, name="flaky", address=flaky.address, port=flaky.port)
+    known = tmp_path / "known"
+    known.write_text(flaky.known_hosts_line)
+    the_lab = make_lab(tmp_path, dataclasses.replace(cfg, known_hosts=known))
+    ex = the_lab.executor("flaky")
+    try:
+        assert (await ex.run(["true"], timeout=5)).ok
+        flaky.kill_all()  # the "reboot": every connection is gone
+        with pytest.raises(HostUnreachable):
+            for _ in range(50):  # until the client has noticed the closed connection
+                await ex.run(["true"], timeout=5)
+                await asyncio.sleep(0.05)
+        flaky.start()
+        ssh_host(the_lab, "flaky").reset_backoff()  # what a manual refresh does
+        assert (await ex.run(["echo", "back"], timeout=5)).stdout == "back\n"
+        assert ssh_host(the_lab, "flaky").connects == 2
+    finally:
+        await the_lab.close()

@@ -19,6 +19,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -115,6 +116,17 @@ class Sshd:
             self.proc.wait(10)
         self.proc = None
 
+    def kill_all(self) -> None:
+        """Kill the listener AND every session it forked (its process group): open connections
+        drop, as when a host reboots."""
+        if self.proc is not None and self.proc.poll() is None:
+            # Sessions call setsid(), so the process group is not enough: walk the children.
+            for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
     def new_host_key(self) -> None:
         """Replace the host key (the 'reinstalled or impostor' case); restarts sshd."""
         self.stop()
@@ -124,6 +136,14 @@ class Sshd:
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.host_key)], check=True
         )
         self.start()
+
+
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            out += [int(child), *_descendants(int(child))]
+    return out
 
 
 def wait_banner(

@@ -51,6 +51,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from lab.config import Config
 from lab.store import Entry
@@ -235,12 +236,15 @@ class TablePane(Pane):
     """A Pane holding one DataTable of `rows()`, with `/` filter, Enter detail, action keys.
 
     COLUMNS       labels, or (label, width) pairs
+    WRAP_COLUMN   optional label of the one column that takes the remaining width and wraps
+                  (rows grow taller) — for messages that must be read whole at 80 columns
     ACTION_KEYS   {key: verb}: each becomes a binding (shown in the footer and `?` help) that
                   calls `make_action(verb, selected row)` and launches the result
     """
 
     COLUMNS: ClassVar[Sequence[str | tuple[str, int]]] = ()
     ACTION_KEYS: ClassVar[Mapping[str, str]] = {}
+    WRAP_COLUMN: ClassVar[str | None] = None  # this column takes the width left and wraps
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "start_filter", "Filter"),
@@ -335,6 +339,25 @@ class TablePane(Pane):
     def on_mount(self) -> None:
         super().on_mount()
 
+    def on_resize(self) -> None:
+        if self.WRAP_COLUMN is not None:
+            self._signature = None  # re-wrap at the new width
+            self.call_after_refresh(self._apply)
+
+    def _fit_wrap_column(self) -> bool:
+        """Give WRAP_COLUMN the width the other columns leave. False before layout."""
+        table = self.table
+        if self.WRAP_COLUMN is None or table.size.width == 0:
+            return False
+        others = sum(
+            c.get_render_width(table) for k, c in table.columns.items() if k != self.WRAP_COLUMN
+        )
+        pad = 2 * table.cell_padding
+        column = table.columns[ColumnKey(self.WRAP_COLUMN)]
+        column.auto_width = False
+        column.width = max(12, table.size.width - others - pad - 1)  # 1: the scrollbar
+        return True
+
     def focus_default(self) -> None:
         self.table.focus()
 
@@ -373,8 +396,9 @@ class TablePane(Pane):
         keep = current.id if current is not None else None
         scroll_y = table.scroll_y
         table.clear()
+        wrap = self._fit_wrap_column()
         for row in shown:
-            table.add_row(*row.cells, key=row.id)
+            table.add_row(*row.cells, key=row.id, height=None if wrap else 1)
         self._shown = shown
         self._signature = signature
         if keep is not None and any(r.id == keep for r in shown):

@@ -33,6 +33,7 @@ class OverviewPane(TablePane):
     PANE_ID = "overview"
     TITLE = "Overview"
     COLUMNS: ClassVar = (("Severity", 8), ("Source", 14), "Message")
+    WRAP_COLUMN = "Message"
 
     DEFAULT_CSS = """
     OverviewPane > #summary { height: 1; padding: 0 1; }

@@ -25,6 +25,7 @@ from actions.base import BlastRadius, Confirmation, Plan, Step, Target
 from actions.runner import Runner
 from lab.config import Config, ConsoleConfig
 from lab.wiring import Lab
+from tests.tui.certs_demo import certs_app
 from tests.tui.fixtures import demo_context, frozen_clock
 from tui.app import HlconApp
 from tui.panes import Pane
@@ -196,6 +197,8 @@ SHOTS: tuple[Shot, ...] = (
         press=("p", "h"),
     ),
     Shot("palette", lambda: HlconApp(demo_context()), press=("ctrl+p", "h", "o")),
+    Shot("certs", certs_app),
+    Shot("cert-detail", certs_app, press=("enter",)),
 )
 
 

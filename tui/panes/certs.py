@@ -121,7 +121,7 @@ class CertsPane(TablePane):
     TITLE = "Certs"
     DOMAINS = ("cert",)
     CONFIG_SECTION = "[[certs]]"
-    COLUMNS = ("Certificate", ("Left", 12), "Expires", "Trust", "Issuer", "Source")
+    COLUMNS = ("Certificate", "Left", "Expires", "Trust", "Issuer", "Source")
     ACTION_KEYS: ClassVar[dict[str, str]] = {"R": "renew"}
 
     @classmethod
@@ -146,10 +146,10 @@ class CertsPane(TablePane):
             cert = entry.reading if isinstance(entry.reading, Cert) else None
             name_cell = Text(name, "bold")
             if entry.fault is not None:
-                name_cell.append(f" ⚠ {entry.fault.what}", "bold red")
+                name_cell.append(" ⚠", "bold red")
             if cert is None:
-                status = Text(
-                    "fault" if entry.fault else "waiting…", "bold red" if entry.fault else "dim"
+                status = (
+                    Text(entry.fault.what, "bold red") if entry.fault else Text("waiting…", "dim")
                 )
                 where = (cfg.endpoint or str(cfg.file)) if cfg else ""
                 yield Row(f"cert:{name}", (name_cell, status, "", "", "", where), data=entry)

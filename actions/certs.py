@@ -33,7 +33,7 @@ from actions.base import (
     Target,
 )
 from actions.registry import register
-from lab import certs
+from lab import certs, secrets
 from lab.config import CertConfig
 from lab.model import Cert
 from lab.poller import ReadError
@@ -137,7 +137,14 @@ class CertRenew(Action):
             )
         where = "served by " if cfg.endpoint else "in "
         source = f"{where}{cfg.endpoint or f'{cfg.host}:{cfg.file}'}"
-        steps = [Step(f"renew certificate {cfg.name} on {cfg.host}", cfg.host, argv=tuple(renew))]
+        with_env = (
+            " (environment: " + ", ".join(f"{k} from {v}" for k, v in cfg.env.items()) + ")"
+            if cfg.env
+            else ""
+        )
+        steps = [
+            Step(f"renew certificate {cfg.name} on {cfg.host}{with_env}", cfg.host, tuple(renew))
+        ]
         if reload is not None:
             steps.append(
                 Step("reload, so the new certificate is used", cfg.host, argv=tuple(reload))
@@ -175,17 +182,22 @@ class CertRenew(Action):
         timeout: float,
         progress: Progress,
         details: dict[str, JSON],
+        env: Mapping[str, str] | None = None,
     ) -> None:
         cfg = self.config()
         tail: deque[str] = deque(maxlen=TAIL)
+        hidden = list(env.values()) if env else []
 
         def sink(line: str) -> None:
+            line = secrets.redact(line, hidden)  # a tool that echoes its token shows ******
             tail.append(line)
             progress(None, line)
 
         progress(None, f"{what}: {shlex.join(argv)} on {cfg.host}")
         try:
-            result = await self.lab.executor(cfg.host).run(argv, timeout=timeout, on_line=sink)
+            result = await self.lab.executor(cfg.host).run(
+                argv, timeout=timeout, on_line=sink, env=env
+            )
         except TimeoutError:
             details["output_tail"] = list(tail)
             said = f"; last output: {tail[-1]}" if tail else ""
@@ -210,11 +222,24 @@ class CertRenew(Action):
                 details,
             )
 
+    async def _renew_env(self, cfg: CertConfig, details: dict[str, JSON]) -> dict[str, str]:
+        """The renew command's environment, resolved from secret references (blocking
+        resolvers run in a thread). The values go to the process only, never to a record."""
+        env: dict[str, str] = {}
+        for key, ref in cfg.env.items():
+            try:
+                secret = await asyncio.to_thread(secrets.resolve, ref)
+            except secrets.SecretError as exc:
+                raise ActionFailed(f"cert {cfg.name}: env {key}: {exc}", details) from None
+            env[key] = secret.reveal()
+        return env
+
     async def execute(self, plan: Plan, progress: Progress) -> Outcome:
         cfg = self.config()
         details: dict[str, JSON] = {"before": plan.data.get("before")}
+        env = await self._renew_env(cfg, details)
         await self._run_step(
-            "renew", list(plan.data["renew"]), cfg.renew_timeout, progress, details
+            "renew", list(plan.data["renew"]), cfg.renew_timeout, progress, details, env
         )
         renew_tail = details.get("output_tail")
         reload = plan.data.get("reload")

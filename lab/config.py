@@ -192,6 +192,10 @@ class CertConfig:
         "Extra CA bundle (PEM, on this machine) trusted besides the system store: a private CA.",
         default=None,
     )
+    env: dict[str, SecretRef] = doc(
+        "Environment for the renew command (a DNS-01 provider's token …), as secret references.",
+        default_factory=dict,
+    )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ with the audit log holding serial and notAfter from before and after."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -25,6 +26,7 @@ from lab.config import CertConfig, Config, ConsoleConfig, HostConfig
 from lab.health import cert_findings
 from lab.model import Cert
 from lab.poller import Poller
+from lab.secrets import SecretRef
 from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.acme import (
@@ -390,3 +392,41 @@ async def test_file_on_an_ssh_host_read_and_renewed(
             await lab.close()
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- secrets for the renew command
+
+
+async def test_renew_env_secret_reaches_the_command_but_no_record(
+    cert_servers: CertServers, tmp_path: Path
+) -> None:
+    token = "tok-$(id)-s3cr3t-dns01"
+    token_file = tmp_path / "dns-token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    # The command echoes its token (as a careless tool might) and fails.
+    renew = "sh -c 'echo using token $HLCON_DNS_TOKEN >&2; exit 3'"
+    ok_ref = {"HLCON_DNS_TOKEN": SecretRef.parse(f"file:{token_file}")}
+    bad_ref = {"HLCON_DNS_TOKEN": SecretRef.parse("env:HLCON_TEST_NEVER_SET")}
+    lab = make_lab(
+        tmp_path,
+        entry(cert_servers, "90-day", "tls", renew=renew, env=ok_ref),
+        dataclasses.replace(entry(cert_servers, "5-day", "tls", renew=renew), env=bad_ref),
+    )
+    runner = Runner(lab)
+    lines: list[str] = []
+    prepared = await runner.prepare(CertRenew.create(Target("cert", "90-day-tls"), lab, {}))
+    assert f"HLCON_DNS_TOKEN from file:{token_file}" in prepared.plan.steps[0].description
+    result = await runner.run(prepared, "", progress=lambda _f, m: lines.append(m))
+    assert not result.ok
+    assert "renew command exited 3" in result.outcome.message
+    assert "using token ******" in result.outcome.message
+    assert any("using token ******" in ln for ln in lines)
+    assert all(token not in ln for ln in lines)
+
+    prepared = await runner.prepare(CertRenew.create(Target("cert", "5-day-tls"), lab, {}))
+    result = await runner.run(prepared, "")
+    assert not result.ok
+    assert "env HLCON_DNS_TOKEN" in result.outcome.message
+    assert "HLCON_TEST_NEVER_SET" in result.outcome.message
+    assert token not in runner.audit.path.read_text()

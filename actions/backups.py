@@ -14,6 +14,7 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from actions.base import (
@@ -200,6 +201,7 @@ class RestoreAction(Action):
         self.overwrite = bool(overwrite) or self.in_place
         self.restic = Restic(lab, self.cfg)
         self.partial: list[dict[str, Any]] | None = None  # set when a restore is cancelled
+        self.lock_note = ""  # what became of the lock a cancelled restic left
 
     @classmethod
     def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> Action:
@@ -284,10 +286,7 @@ class RestoreAction(Action):
                 f"restore, {_human(probe.free)} free"
             )
         json_progress = version >= (0, 16, 0)
-        argv = [
-            "restic",
-            *self.restic.command(*self.restore_argv(snapshot_id, json_progress))[0][1:],
-        ]
+        argv = self.restic.argv(*self.restore_argv(snapshot_id, json_progress))
         where = "in place (original paths)" if self.in_place else self.restore_to
         what = ", ".join(self.include)
         notes = []
@@ -374,6 +373,7 @@ class RestoreAction(Action):
         if not json_progress and not self.in_place and total:
             poll = asyncio.create_task(self._poll_bytes(roots, total, progress))
         progress(0.0, f"restoring {data['files']} files, {_human(total)}")
+        started = datetime.now(UTC)  # wall clock: compared with the times restic writes
         try:
             result = await self.restic.run(
                 *self.restore_argv(str(data["snapshot_id"]), json_progress),
@@ -383,6 +383,7 @@ class RestoreAction(Action):
             )
         except asyncio.CancelledError:
             self.partial = await self._report(plan)
+            self.lock_note = await self._clear_own_lock(started)
             raise
         finally:
             if poll is not None:
@@ -400,6 +401,25 @@ class RestoreAction(Action):
             f"restored {data['files']} files ({_human(total)}) to {data['target']}",
             {"verified_by_restic": count, "target": data["target"]},
         )
+
+    async def _clear_own_lock(self, started: datetime) -> str:
+        """A cancel kills restic, which leaves its lock behind: remove it with `restic unlock`
+        (stale locks only), but only when every stale lock is the one this restore left."""
+        try:
+            locks = await self.restic.lock_states(datetime.now(UTC))
+        except ResticError as exc:
+            return f"could not read the locks after the cancel: {exc}"
+        ours = [lk for lk in locks if lk.process_gone and lk.time >= started - timedelta(seconds=5)]
+        others = [lk for lk in locks if lk.stale and lk not in ours]
+        if not ours:
+            return ""
+        if others:
+            return "the cancelled restore left a stale lock beside others: unlock from the pane"
+        try:
+            await self.restic.run("unlock", timeout=60)
+        except ResticError as exc:
+            return f"the cancelled restore left a stale lock ({exc})"
+        return "removed the lock the cancelled restore left"
 
     async def _poll_bytes(self, roots: list[str], total: int, progress: Progress) -> None:
         """restic 0.14 prints no restore progress: measure what has landed in the target."""
@@ -475,7 +495,7 @@ class CheckAction(Action):
         return self.cfg.host
 
     async def plan(self) -> Plan:
-        argv = ["restic", *self.restic.command("check")[0][1:]]
+        argv = self.restic.argv("check")
         return Plan(
             family=self.family,
             target=self.target,
@@ -548,7 +568,7 @@ class UnlockAction(Action):
             f"({'process gone' if lk.process_gone else f'{int(lk.age // 60)} min old'})"
             for lk in stale
         ]
-        argv = ["restic", *self.restic.command("unlock")[0][1:]]
+        argv = self.restic.argv("unlock")
         return Plan(
             family=self.family,
             target=self.target,
@@ -601,7 +621,7 @@ class BackupNowAction(Action):
 
     async def plan(self) -> Plan:
         args = ["backup", "--json", "--", *self.cfg.paths]
-        argv = ["restic", *self.restic.command(*args)[0][1:]]
+        argv = self.restic.argv(*args)
         return Plan(
             family=self.family,
             target=self.target,

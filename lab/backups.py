@@ -16,6 +16,7 @@ text decides; ≥ 0.17 exits 10 (no repository), 11 (locked), 12 (wrong password
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -503,8 +504,15 @@ class Restic:
     def where(self) -> str:
         return f"repo:{self.cfg.name} ({self.cfg.repository} on {self.executor.host})"
 
+    def argv(self, *args: str) -> list[str]:
+        """The command line `restic ARGS` runs with (no secret is ever on it)."""
+        if self.password_via == "env":  # noqa: S105 - a delivery mode, not a password
+            return [RESTIC, *args]
+        return [RESTIC, "--repo", self.cfg.repository, "--password-file", "/dev/stdin", *args]
+
     def command(self, *args: str) -> tuple[list[str], dict[str, str], str | None]:
-        """(argv, env, stdin) for `restic ARGS`: the secrets are in env or stdin, never argv."""
+        """(argv, env, stdin) for `restic ARGS`: the secrets are in env or stdin, never argv.
+        Resolving may run a command (command: references): async callers use `acommand`."""
         try:
             password = reveal(self.cfg.password)
             extra = {k: reveal(v) for k, v in self.cfg.env.items()}
@@ -518,9 +526,12 @@ class Restic:
         if self.password_via == "env":  # noqa: S105 - a delivery mode, not a password
             env["RESTIC_PASSWORD"] = password
             env["RESTIC_REPOSITORY"] = self.cfg.repository
-            return [RESTIC, *args], env, None
-        argv = [RESTIC, "--repo", self.cfg.repository, "--password-file", "/dev/stdin", *args]
-        return argv, env, password + "\n"
+            return self.argv(*args), env, None
+        return self.argv(*args), env, password + "\n"
+
+    async def acommand(self, *args: str) -> tuple[list[str], dict[str, str], str | None]:
+        # keyring and command: references block; keep them off the event loop
+        return await asyncio.to_thread(self.command, *args)
 
     async def run(
         self,
@@ -529,7 +540,7 @@ class Restic:
         on_line: LineSink | None = None,
         check: bool = True,
     ) -> CommandResult:
-        argv, env, stdin = self.command(*args)
+        argv, env, stdin = await self.acommand(*args)
         try:
             result = await self.executor.run(
                 argv, timeout=timeout, input=stdin, env=env, on_line=on_line

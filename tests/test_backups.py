@@ -296,6 +296,9 @@ async def test_cancel_mid_restore_reports_partial_files_and_touches_nothing_else
     with pytest.raises(asyncio.CancelledError):
         await task
     assert action.partial, "the files restic had begun are reported"
+    # the killed restic's lock is gone again (a cancel must not lock the repository)
+    assert action.lock_note in ("", "removed the lock the cancelled restore left")
+    assert restic_lab.restic("list", "locks", "--no-lock").stdout.strip() == ""
     expected = prepared.plan.data["expected"]
     assert {p["path"] for p in action.partial} <= set(expected)
     assert all(p["size"] <= p["expected"] for p in action.partial)
@@ -376,3 +379,46 @@ async def test_backup_now_makes_a_snapshot(
     assert state.snapshots[-1].paths == (str(restic_lab.source / "modes"),)
     with pytest.raises(ValueError, match="no `paths`"):
         BackupNowAction(Target("repo", "wrongpw"), lab)
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def cli_config(restic_lab: ResticLab, tmp_path: Path) -> Path:
+    path = tmp_path / "hlcon.toml"
+    path.write_text(
+        f"""
+[console]
+state_dir = "{tmp_path / "cli-state"}"
+
+[[backups]]
+name = "main"
+repository = "{restic_lab.repo}"
+password = "file:{restic_lab.password_file}"
+"""
+    )
+    return path
+
+
+def test_cli_restore_dry_run_then_restore(
+    restic_lab: ResticLab, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tui.cli import main
+
+    config = cli_config(restic_lab, tmp_path)
+    target = tmp_path / "cli restore"
+    include = str(restic_lab.source / "ünïcødé")
+    argv = ["--config", str(config), "do", "restore", "repo:main", "--snapshot", "latest"]
+    argv += ["--include", include, "--target", str(target)]
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "restic restore --target" in out and "dry run" in out and PASSWORD not in out
+    assert not target.exists()
+    assert main([*argv, "--yes"]) == 0
+    restored = target / include.lstrip("/") / "naïve café.txt"
+    assert restored.read_text() == (restic_lab.source / "ünïcødé/naïve café.txt").read_text()
+    # in place without a terminal and without --yes: refused, nothing touched
+    assert main([*argv[:-2], "--in-place"]) == 2
+    assert PASSWORD not in capsys.readouterr().err
+    audit = (tmp_path / "cli-state").rglob("*.jsonl")
+    assert all(PASSWORD not in p.read_text() for p in audit)

@@ -449,6 +449,9 @@ class RestoreScreen(Screen[None]):
             )
             text.append(f"  {p['path']}  {state}\n")
         text.append("Nothing outside the selection was touched.\n")
+        note = self.action_obj.lock_note if self.action_obj else ""
+        if note:
+            text.append(note + "\n", "dim")
         self.summarise(text)
 
     def summarise(self, text: Text) -> None:

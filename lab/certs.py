@@ -413,6 +413,11 @@ def _insecure_context() -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # we read what is served; trust is checked apart
+    # Reading an old printer's or NAS's certificate trusts nothing, so accept what it speaks.
+    with contextlib.suppress(ValueError, ssl.SSLError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0: deprecated, still served
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.set_ciphers("ALL:@SECLEVEL=0")
     return ctx
 
 

@@ -29,13 +29,16 @@ from lab.poller import Poller
 from lab.secrets import SecretRef
 from lab.store import Store
 from lab.wiring import Lab
+from tests.testbed import require_tools
 from tests.testbed.acme import (
     LEGO_DOMAIN,
     AcmeLab,
     BadEndpoints,
     CertServers,
+    free_port,
     past_issuing_second,
 )
+from tests.testbed.acme import _wait_port as wait_port
 from tests.testbed.sshd import SshdLab
 
 pytestmark = pytest.mark.testbed
@@ -430,3 +433,32 @@ async def test_renew_env_secret_reaches_the_command_but_no_record(
     assert "env HLCON_DNS_TOKEN" in result.outcome.message
     assert "HLCON_TEST_NEVER_SET" in result.outcome.message
     assert token not in runner.audit.path.read_text()
+
+
+# ---------------------------------------------------------------- an old device
+
+
+async def test_tls10_only_device_is_still_read(cert_servers: CertServers, tmp_path: Path) -> None:
+    """An old printer or NAS speaking only TLS 1.0 (openssl s_server -tls1): its certificate is
+    still read; reading trusts nothing, and the trust check says what it can."""
+    require_tools("openssl")
+    case = cert_servers.cases["90-day"]
+    port = free_port()
+    argv = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-www", "-quiet"]
+    argv += ["-cert", str(case.cert_file), "-key", str(case.key_file)]
+    argv += ["-tls1", "-cipher", "ALL:@SECLEVEL=0"]
+    server = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, server)
+        cfg = CertConfig(name="printer", endpoint=f"127.0.0.1:{port}", sni="svc.lab")
+        cert = await read(make_lab(tmp_path, cfg), "printer")
+        assert cert.days_left == 90 and cert.hostname_matches is True
+        # The verifying handshake wants TLS 1.2: trust is unknown, and says why.
+        assert cert.trusted is None and cert.trust_error.startswith("trust check failed: ")
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -56,14 +57,17 @@ class ConsoleScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app: HlconApp = self.app  # type: ignore[assignment]
         yield PaneBar([(n, PANES[n][1]) for n in sorted(PANES)], read_only=app.ctx.read_only)
-        with ContentSwitcher(id="panes", initial=app.pane_ids[app.initial_pane]):
-            yield from app.build_panes()
+        app.panes = {pane.NUMBER: pane for pane in app.build_panes()}
+        initial = app.panes[app.initial_pane]
+        # Only the visible pane is mounted now; the others on first show (a faster first frame).
+        with ContentSwitcher(id="panes", initial=initial.id):
+            yield initial
         yield ActionProgress(id="progress")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         app: HlconApp = self.app  # type: ignore[assignment]
-        app.action_show_pane(app.initial_pane)
+        await app.show_pane(app.initial_pane)
 
     def on_screen_resume(self) -> None:
         # A modal closed: catch up on what changed underneath it.
@@ -91,7 +95,7 @@ class HlconApp(App[None]):
         super().__init__()
         self.ctx = ctx
         self.initial_pane = initial_pane
-        self.pane_ids = {n: f"pane-{PANES[n][0]}" for n in PANES}
+        self.panes: dict[int, Pane] = {}  # by number; built by ConsoleScreen.compose
         self.current_pane = initial_pane
         self._dirty: set[Key] = set()
         self._last_flush = 0.0
@@ -128,28 +132,36 @@ class HlconApp(App[None]):
         return ConsoleScreen()
 
     def pane(self, number: int | None = None) -> Pane:
-        """The pane under `number` (default: the visible one)."""
-        return self.screen_stack[0].query_one(
-            f"#{self.pane_ids[number or self.current_pane]}", Pane
-        )
+        """The pane under `number` (default: the visible one); it may not be mounted yet."""
+        return self.panes[number or self.current_pane]
 
-    def action_show_pane(self, number: int) -> None:
-        if number not in PANES:
-            return
-        self.current_pane = number
+    async def show_pane(self, number: int) -> Pane | None:
+        """Show pane `number` (mounting it on first show), refreshed and focused."""
+        pane = self.panes.get(number)
+        if pane is None:
+            return None
         main = self.screen_stack[0]
-        main.query_one("#panes", ContentSwitcher).current = self.pane_ids[number]
+        switcher = main.query_one("#panes", ContentSwitcher)
+        if pane.parent is None:
+            await switcher.mount(pane)
+        self.current_pane = number
+        switcher.current = pane.id
         main.query_one(PaneBar).current = number
-        pane = self.pane(number)
         pane.refresh_from_store()
         pane.focus_default()
+        return pane
+
+    async def action_show_pane(self, number: int) -> None:
+        await self.show_pane(number)
 
     def jump_to(self, finding: Finding) -> None:
         """The overview's Enter: show the pane the finding is about, on its row if it has one."""
-        for number in PANES:
-            pane = self.pane(number)
+        self.call_later(self._jump_to, finding)
+
+    async def _jump_to(self, finding: Finding) -> None:
+        for number, pane in sorted(self.panes.items()):
             if finding.key[0] in pane.DOMAINS:
-                self.action_show_pane(number)
+                await self.show_pane(number)
                 if not (finding.row and pane.select_row(finding.row)):
                     pane.select_row(finding.key[1])
                 return
@@ -228,7 +240,7 @@ class HlconApp(App[None]):
 
     def flush_store_changes(self, *, force: bool = False) -> None:
         """Re-render the visible pane if any of its domains changed (or `force`)."""
-        if self._covered() or not self.is_mounted(self.screen_stack[0]):
+        if self._covered() or not self.panes:
             return  # stays dirty: ConsoleScreen.on_screen_resume catches up
         dirty, self._dirty = self._dirty, set()
         self._last_flush = time.monotonic()
@@ -237,11 +249,8 @@ class HlconApp(App[None]):
         if force or not pane.DOMAINS or domains & set(pane.DOMAINS):
             pane.refresh_from_store()
 
-    def is_mounted(self, widget: Any) -> bool:
-        return bool(getattr(widget, "is_mounted", False))
-
     def _tick(self) -> None:
-        if not self._covered():
+        if not self._covered() and self.panes:
             self.pane().tick()
 
     # ------------------------------------------------------------ app actions
@@ -272,7 +281,7 @@ class HlconApp(App[None]):
             yield SystemCommand(
                 f"Pane {number}: {title}",
                 f"Show the {title} pane (key {number})",
-                lambda n=number: self.action_show_pane(n),
+                partial(self.action_show_pane, number),
             )
         yield SystemCommand("Refresh", "Poll now (r / F5)", self.action_refresh)
         yield SystemCommand("Toggle theme", "Switch light/dark theme", self.action_toggle_theme)

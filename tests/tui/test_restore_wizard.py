@@ -13,6 +13,8 @@ import pytest
 from textual.widgets import Checkbox, Input, Static
 
 from actions.runner import Runner
+from lab.backups import load_check
+from lab.poller import Poller
 from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.restic import ResticLab, restic_config
@@ -173,3 +175,66 @@ async def test_wizard_refuses_a_busy_target_and_in_place_needs_the_typed_path(
             victim.write_text(original)
         await pilot.press("escape")
         assert not isinstance(app.screen, RestoreScreen)
+
+
+async def test_wizard_cancel_mid_restore_lists_partial_files(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, _runner = await console(restic_lab, tmp_path)
+    target = tmp_path / "to cancel"
+    big = restic_lab.source / "big"
+    async with app.run_test(size=SIZE) as pilot:
+        await start_wizard(pilot, app, restic_lab)
+        await open_path(pilot, app, parts(restic_lab, "big"))
+        await pilot.press("space", "n")
+        wiz = screen(app)
+        wiz.query_one("#target-path", Input).value = str(target)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wiz.step == "preview", "the preview")
+        await pilot.press("enter")
+        landed = target / str(big).lstrip("/")
+        await wait_for(
+            pilot, lambda: landed.exists() and any(landed.iterdir()), "restic writing", tries=2000
+        )
+        assert wiz.step == "run"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: wiz.step == "summary", "the cancel summary")
+        summary = str(wiz.query_one("#summary-text", Static).render())
+        assert "Restore cancelled" in summary and "blob" in summary
+    assert {p.name for p in target.rglob("*") if p.is_file()} <= {
+        Path(rel).name for rel in restic_lab.large
+    }
+    assert restic_lab.restic("list", "locks", "--no-lock").stdout.strip() == ""
+
+
+async def test_backups_pane_rows_faults_and_check_key(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, runner = await console(restic_lab, tmp_path)
+    lab = app.ctx.lab
+    for name in ("wrongpw", "missing"):  # the poller's way: a reader's error becomes a Fault
+        await Poller(
+            app.ctx.store, [r for r in lab.readers() if r.key == ("backup", name)]
+        ).poll_all()
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.pane()
+        assert isinstance(pane, BackupsPane)
+        rows = {r.id: r for r in pane.filtered_rows()}
+        assert "repo:main" in rows and "repo:wrongpw" in rows and "repo:missing" in rows
+        assert "wrong password" in str(rows["repo:wrongpw"].cells[1])
+        assert "repository not found" in str(rows["repo:missing"].cells[1])
+        main_cells = [str(c) for c in rows["repo:main"].cells]
+        assert main_cells[4] == "2" and main_cells[6] == "never"
+        header = str(pane.query_one("#pane-header", Static).render())
+        assert "wrong password" in header
+        pane.select_row("repo:main")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ConfirmModal", "the confirm")
+        await pilot.press("enter")
+        await wait_for(
+            pilot,
+            lambda: any(r.phase == "outcome" for r in runner.audit.records()),
+            "the check's outcome",
+        )
+    record = load_check(lab.config, "main")
+    assert record is not None and record.ok

@@ -7,7 +7,8 @@ app's first frame, measured the same way in the same run.
 How: one tmux session with a plain shell (`sh`, so root's ~/.bashrc and pyenv stay out of it);
 each run types `HLCON_EXIT_AFTER_FIRST_FRAME=1 HLCON_FIRST_FRAME_FILE=F hlcon` into it. The app
 writes time.time() to F right after its first refresh and exits; the figure is that time minus
-the moment send-keys was issued. The import baseline is timed as a plain subprocess.
+the moment send-keys was issued. Also shown: how long each then takes to exit (the shell
+touches a file after it). The import baseline is timed as a plain subprocess.
 """
 
 from __future__ import annotations
@@ -80,23 +81,33 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True)
 
 
-def first_frame(tmux: Tmux, command: str, marker: Path, timeout: float = 30.0) -> float:
-    """Seconds from typing `command` into the pane to the app's first frame."""
+def first_frame(
+    tmux: Tmux, command: str, marker: Path, timeout: float = 30.0
+) -> tuple[float, float]:
+    """(seconds from typing `command` into the pane to the app's first frame, seconds from
+    that frame until the process has exited — the app exits right after its first frame)."""
     marker.unlink(missing_ok=True)
+    done = marker.with_suffix(".exited")
+    done.unlink(missing_ok=True)
     line = (
         f"HLCON_EXIT_AFTER_FIRST_FRAME=1 HLCON_FIRST_FRAME_FILE={shlex.quote(str(marker))} "
-        f"{command}"
+        f"{command}; touch {shlex.quote(str(done))}"
     )
     t0 = time.time()
     tmux("send-keys", "-l", line)
     tmux("send-keys", "Enter")
     deadline = time.monotonic() + timeout
+    frame: float | None = None
     while time.monotonic() < deadline:
-        text = marker.read_text() if marker.exists() else ""
-        if text.endswith("\n"):
-            # let the process finish exiting before the next run shares the pane
-            time.sleep(0.3)
-            return float(text) - t0
+        if frame is None:
+            text = marker.read_text() if marker.exists() else ""
+            if text.endswith("\n"):
+                frame = float(text)
+        if done.exists():
+            if frame is None:
+                break  # exited without a frame
+            # the shell's touch is a few ms late; that is inside the exit figure
+            return frame - t0, done.stat().st_mtime - frame
         time.sleep(0.01)
     raise TimeoutError(f"no first frame within {timeout}s: {command}\n{tmux('capture-pane', '-p')}")
 
@@ -130,12 +141,16 @@ def main() -> int:
         tmux = Tmux(f"hlcon-bench-{os.getpid()}")
         tmux.start(work)
         results: dict[str, list[float]] = {}
+        exits: dict[str, list[float]] = {}
         try:
             for name, command in cases.items():
                 first_frame(tmux, command, marker)  # warm the page cache
-                results[name] = [first_frame(tmux, command, marker) for _ in range(args.runs)]
+                runs = [first_frame(tmux, command, marker) for _ in range(args.runs)]
+                results[name] = [frame for frame, _ in runs]
+                exits[name.replace("first frame", "exit after it")] = [q for _, q in runs]
         finally:
             tmux.stop()
+        results.update(exits)
         import_time()
         results['python -c "import textual.app"'] = [import_time() for _ in range(args.runs)]
     load = os.getloadavg()[0]

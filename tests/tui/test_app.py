@@ -255,6 +255,25 @@ async def test_a_failing_reader_shows_a_fault_in_the_header() -> None:
         assert overview.filtered_rows()[0].data.severity.label == "critical"
 
 
+async def test_r_polls_now_through_the_real_poller() -> None:
+    store = Store()
+    reader = HostReader("local", LocalExecutor(), interval=3600, timeout=10)
+    ctx = ConsoleContext(Config(), None, store, Poller(store, [reader]), None)
+    app = HlconApp(ctx, initial_pane=2)
+    async with app.run_test(size=SIZE) as pilot:
+        entry = store.get(("host", "local"))
+        assert entry is not None
+        await wait_for(pilot, lambda: entry.reading is not None, "first reading", tries=400)
+        first = entry.reading
+        assert first is not None
+        await pilot.press("r")  # the interval is an hour: only the key can make a new poll
+        await wait_for(pilot, lambda: entry.reading is not first, "a second reading", tries=400)
+        pane = app.pane()
+        assert isinstance(pane, TablePane)
+        assert [r.id for r in pane.filtered_rows()] == ["local"]
+        assert "updated" in str(pane.query_one("#pane-header").render())
+
+
 # ---------------------------------------------------------------- actions
 
 

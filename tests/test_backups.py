@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import pwd
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +26,7 @@ from actions.backups import (
 from actions.base import BlastRadius, Target
 from actions.runner import Refused, Runner
 from lab.backups import RepoReader, Restic, load_check
-from lab.config import BackupConfig
+from lab.config import BackupConfig, ConsoleConfig, HostConfig
 from lab.health import backup_findings
 from lab.model import RepoState
 from lab.poller import Poller, ReadError
@@ -32,6 +35,7 @@ from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed import is_root, require
 from tests.testbed.restic import PASSWORD, LockedRepo, ResticLab, restic_config
+from tests.testbed.sshd import testbed_dir
 
 pytestmark = pytest.mark.testbed
 
@@ -422,3 +426,63 @@ def test_cli_restore_dry_run_then_restore(
     assert PASSWORD not in capsys.readouterr().err
     audit = (tmp_path / "cli-state").rglob("*.jsonl")
     assert all(PASSWORD not in p.read_text() for p in audit)
+
+
+# ---------------------------------------------------------------- restic on a host over SSH
+
+
+async def test_repository_on_an_ssh_host_password_on_stdin(
+    restic_lab: ResticLab, sshd_hosts: Any, tmp_path: Path
+) -> None:
+    """restic runs on h0 as the test user: the password crosses SSH on stdin, never argv/env."""
+    h = sshd_hosts.hosts[0]
+    user = pwd.getpwnam(sshd_hosts.user)
+    with testbed_dir("restic") as work:
+        repo = work / "remote repo"
+        shutil.copytree(restic_lab.repo, repo)
+        restore_to = work / "restored here"
+        for p in [work, *work.rglob("*")]:
+            os.chown(p, user.pw_uid, user.pw_gid)
+        host = HostConfig(
+            name=h.name,
+            address=h.address,
+            port=h.port,
+            user=sshd_hosts.user,
+            identity=sshd_hosts.identity,
+            known_hosts=sshd_hosts.known_hosts,
+            connect_timeout=5.0,
+        )
+        remote = BackupConfig(
+            name="remote",
+            repository=str(repo),
+            password=SecretRef("file", str(restic_lab.password_file)),
+            host=h.name,
+        )
+        lab = Lab(
+            Cfg(
+                console=ConsoleConfig(state_dir=tmp_path / "state"),
+                hosts=(host,),
+                backups=(remote,),
+            )
+        )
+        try:
+            state = await reader(lab, "remote").read()
+            assert state.host == h.name and len(state.snapshots) == 2
+            runner = Runner(lab)
+            include = str(restic_lab.source / "modes")
+            prepared = await runner.prepare(
+                RestoreAction.create(
+                    Target("repo", "remote"),
+                    lab,
+                    {"snapshot": "latest", "include": [include], "target": str(restore_to)},
+                )
+            )
+            argv = prepared.plan.steps[0].argv
+            assert argv is not None and "/dev/stdin" in argv and PASSWORD not in " ".join(argv)
+            result = await runner.run(prepared, "y")
+            assert result.ok, result.outcome.message
+            got = restore_to / include.lstrip("/") / "run.sh"
+            assert got.read_text() == (restic_lab.source / "modes/run.sh").read_text()
+            assert got.stat().st_uid == user.pw_uid  # written by restic on the host, as its user
+        finally:
+            await lab.close()

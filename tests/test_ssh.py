@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,9 @@ from lab.ssh import (
 )
 from lab.store import Store
 from lab.wiring import Lab
+from tests.testbed import is_root, require, require_tools
 from tests.testbed.podman import IMAGE, PodmanService, ensure_busybox_image, idle_command, podman
-from tests.testbed.sshd import SshdLab, Tarpit
+from tests.testbed.sshd import BlackHole, SshdLab, Tarpit
 
 pytestmark = pytest.mark.testbed
 
@@ -191,18 +193,34 @@ async def test_changed_key_blocks_that_host_only_and_is_audited(
         await the_lab.close()
 
 
+@pytest.fixture
+def blackhole() -> Iterator[BlackHole]:
+    require(is_root(), "root (a network namespace)")
+    require_tools("ip", "iptables")
+    with BlackHole() as hole:
+        yield hole
+
+
+@pytest.fixture
+def tarpit() -> Iterator[Tarpit]:
+    pit = Tarpit("127.0.0.30")
+    yield pit
+    pit.close()
+
+
 async def test_dead_hosts_do_not_stall_the_others_or_the_loop(
-    sshd_hosts: SshdLab, tmp_path: Path
+    sshd_hosts: SshdLab, tmp_path: Path, blackhole: BlackHole, tarpit: Tarpit
 ) -> None:
-    """One host hangs after connect (tarpit), one has its sshd killed; the rest keep their
-    schedule and the event loop's lateness stays under 100 ms."""
-    tarpit = Tarpit("127.0.0.30")
+    """One host hangs after connect (tarpit), one is black-holed (iptables DROP in a netns of
+    our own), one has its sshd killed; the rest keep their schedule and the event loop's
+    lateness stays under 100 ms."""
     killed = sshd_hosts.extra_host("killed")
     killed.stop()
     live = [host_cfg(sshd_hosts, i) for i in range(len(sshd_hosts.hosts))]
     dead = [
         host_cfg(sshd_hosts, 0, name="hung", address=tarpit.address, port=tarpit.port),
         host_cfg(sshd_hosts, 0, name="killed", address=killed.address, port=killed.port),
+        host_cfg(sshd_hosts, 0, name="dropped", address=blackhole.address, port=22),
     ]
     the_lab = make_lab(tmp_path, *live, *dead)
     store = Store()
@@ -229,13 +247,13 @@ async def test_dead_hosts_do_not_stall_the_others_or_the_loop(
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-            hung = store.get(("host", "hung"))
-            if hung is not None and hung.fault is not None and updates.get("h0", 0) >= 8:
+            hung, dropped = store.get(("host", "hung")), store.get(("host", "dropped"))
+            faulted = all(e is not None and e.fault is not None for e in (hung, dropped))
+            if faulted and updates.get("h0", 0) >= 8:
                 break
     finally:
         await poller.stop()
         tick.cancel()
-        tarpit.close()
         await the_lab.close()
     for h in live:
         entry = store.get(("host", h.name))
@@ -247,6 +265,9 @@ async def test_dead_hosts_do_not_stall_the_others_or_the_loop(
     assert hung_entry.fault.what == "host unreachable" and "no SSH answer" in hung_entry.fault.why
     assert killed_entry is not None and killed_entry.fault is not None
     assert "connection refused" in killed_entry.fault.why
+    dropped_entry = store.get(("host", "dropped"))
+    assert dropped_entry is not None and dropped_entry.fault is not None
+    assert "no SSH answer" in dropped_entry.fault.why
     print(f"max event-loop lag {lag * 1000:.1f} ms")
     assert lag < 0.1
 

@@ -229,6 +229,54 @@ class Tarpit:
         self.sock.close()
 
 
+class BlackHole:
+    """An address whose packets vanish: a veth into a network namespace of our own whose
+    iptables drops everything (LAB-NOTES). Connecting hangs until the client's timeout."""
+
+    def __init__(self, index: int = 0) -> None:
+        tag = f"{os.getpid() % 100000}{index}"
+        self.ns = f"hlcbh{tag}"
+        self.host_if, self.ns_if = f"hbh{tag}a", f"hbh{tag}b"
+        octet = 4 * (os.getpid() % 60 + index)
+        self.local, self.address = f"169.254.99.{octet + 1}", f"169.254.99.{octet + 2}"
+        self.port = 22
+
+    def __enter__(self) -> BlackHole:
+        def ip(*args: str) -> None:
+            subprocess.run(["ip", *args], check=True, capture_output=True)
+
+        ip("netns", "add", self.ns)
+        try:
+            ip(
+                "link",
+                "add",
+                self.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.ns_if,
+                "netns",
+                self.ns,
+            )
+            ip("addr", "add", f"{self.local}/30", "dev", self.host_if)
+            ip("link", "set", self.host_if, "up")
+            ip("-n", self.ns, "addr", "add", f"{self.address}/30", "dev", self.ns_if)
+            ip("-n", self.ns, "link", "set", self.ns_if, "up")
+            subprocess.run(
+                ["ip", "netns", "exec", self.ns, "iptables", "-A", "INPUT", "-j", "DROP"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+
+
 class DelayProxy:
     """asyncio TCP proxy in front of host:port adding `delay` seconds each way (so a round trip
     costs 2×delay). Runs on its own event loop in a thread."""

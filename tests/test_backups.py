@@ -26,7 +26,7 @@ from actions.backups import (
 from actions.base import BlastRadius, Target
 from actions.runner import Refused, Runner
 from lab.backups import RepoReader, Restic, load_check
-from lab.config import BackupConfig, ConsoleConfig, HostConfig
+from lab.config import BackupConfig, Config, ConsoleConfig, HostConfig
 from lab.health import backup_findings
 from lab.model import RepoState
 from lab.poller import Poller, ReadError
@@ -459,7 +459,7 @@ async def test_repository_on_an_ssh_host_password_on_stdin(
             host=h.name,
         )
         lab = Lab(
-            Cfg(
+            Config(
                 console=ConsoleConfig(state_dir=tmp_path / "state"),
                 hosts=(host,),
                 backups=(remote,),

@@ -66,11 +66,20 @@ class ServiceAction(Action):
     def allowed(self) -> str | None:
         services, where = self._configured()
         if any(unit_name(s) == self.unit for s in services):
-            return None
+            return self._blocked()
         return (
             f"{self.unit} is not among {self.host}'s configured services; to allow it, add "
             f'"{self.target.name}" to services = [...] in {where}'
         )
+
+    def _blocked(self) -> str | None:
+        """A host whose SSH key changed takes no actions until a human has looked."""
+        if self.lab.is_local(self.host):
+            return None
+        from lab import ssh
+
+        blocked = ssh.ssh_host(self.lab, self.host).blocked
+        return str(blocked) if blocked is not None else None
 
     def _executor(self) -> Executor:
         return self.lab.executor(self.host)

@@ -170,7 +170,7 @@ async def test_changed_key_blocks_that_host_only_and_is_audited(
     known.write_text(sshd_hosts.known_hosts_text() + victim.known_hosts_line)
     cfgs = [host_cfg(sshd_hosts, i, known_hosts=known) for i in range(2)]
     victim_cfg = dataclasses.replace(
-        cfgs[0], name="changed", address=victim.address, port=victim.port
+        cfgs[0], name="changed", address=victim.address, port=victim.port, services=("demo",)
     )
     the_lab = make_lab(tmp_path, *cfgs, victim_cfg)
     try:
@@ -182,12 +182,20 @@ async def test_changed_key_blocks_that_host_only_and_is_audited(
             with pytest.raises(HostKeyChanged, match="HOST KEY CHANGED") as info:
                 await the_lab.executor("changed").run(["true"], timeout=5)
         assert ssh_host(the_lab, "changed").blocked is info.value
+        from actions.registry import build
+        from actions.runner import Refused, Runner
+
+        with pytest.raises(Refused, match="HOST KEY CHANGED"):  # no actions either
+            await Runner(the_lab).prepare(build("restart", "service:demo@changed", the_lab, {}))
         assert str(known) in str(info.value)
         # The others go on.
         for cfg in cfgs:
             assert (await the_lab.executor(cfg.name).run(["true"], timeout=5)).ok
         records = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
-        assert [(r["phase"], r["target"]) for r in records] == [("refused", "host:changed")]
+        assert [(r["phase"], r["target"]) for r in records] == [
+            ("refused", "host:changed"),  # the key change itself, once
+            ("refused", "service:demo@changed"),  # the action it stopped
+        ]
         assert records[0]["result"]["fingerprint"] == info.value.key.fingerprint
     finally:
         await the_lab.close()

@@ -34,8 +34,8 @@ from lab.secrets import SecretRef
 from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed import is_root, require
+from tests.testbed import sshd as sshd_testbed
 from tests.testbed.restic import PASSWORD, LockedRepo, ResticLab, restic_config
-from tests.testbed.sshd import testbed_dir
 
 pytestmark = pytest.mark.testbed
 
@@ -437,7 +437,7 @@ async def test_repository_on_an_ssh_host_password_on_stdin(
     """restic runs on h0 as the test user: the password crosses SSH on stdin, never argv/env."""
     h = sshd_hosts.hosts[0]
     user = pwd.getpwnam(sshd_hosts.user)
-    with testbed_dir("restic") as work:
+    with sshd_testbed.testbed_dir("restic") as work:
         repo = work / "remote repo"
         shutil.copytree(restic_lab.repo, repo)
         restore_to = work / "restored here"

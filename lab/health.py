@@ -313,6 +313,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                 key,
                 state.name,
                 f"repo {state.name}: no snapshots",
+                row=f"repo:{state.name}",
                 rule="backup-age",
             )
         )
@@ -328,7 +329,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                     f"{group.host}:{paths}",
                     f"repo {state.name}: newest snapshot of {group.host}:{paths} is "
                     f"{_ago(now, group.newest.time)} old (max_age {_ago(now, now - limit)})",
-                    row=f"group:{group.host}:{paths}",
+                    row=f"repo:{state.name}|{group.host}:{','.join(group.paths)}",  # pane row
                     rule="backup-age",
                 )
             )
@@ -340,6 +341,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                 key,
                 "check",
                 f"repo {state.name}: never checked by hlcon",
+                row=f"repo:{state.name}",
                 rule="backup-check",
             )
         )
@@ -350,6 +352,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                 key,
                 "check",
                 f"repo {state.name}: last check failed {_ago(now, check.at)} ago: {check.message}",
+                row=f"repo:{state.name}",
                 rule="backup-check",
             )
         )
@@ -361,6 +364,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                 "check",
                 f"repo {state.name}: last check {_ago(now, check.at)} ago "
                 f"(older than check_max_age)",
+                row=f"repo:{state.name}",
                 rule="backup-check",
             )
         )
@@ -374,7 +378,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                     f"lock {lock.id[:8]}",
                     f"repo {state.name}: stale lock by PID {lock.pid} on {lock.hostname} ({why}); "
                     f"unlock it from the backups pane",
-                    row=f"lock:{lock.id}",
+                    row=f"repo:{state.name}",
                     rule="backup-lock",
                 )
             )

@@ -245,6 +245,7 @@ def test_health_rules() -> None:
     )
     assert [(f.rule, f.subject) for f in old] == [("backup-age", "nas:/srv")]
     assert "30h old" in old[0].message
+    assert old[0].row == "repo:offsite|nas:/srv"  # the backups pane's row id (Enter-to-jump)
     none = backup_findings(state((), last_check=fresh_check), CONFIG, key, NOW)
     assert [f.message for f in none] == ["repo offsite: no snapshots"]
     failed = CheckRecord(NOW - timedelta(hours=1), False, "pack abc: not found")

@@ -25,6 +25,7 @@ from actions.base import BlastRadius, Confirmation, Plan, Step, Target
 from actions.runner import Runner
 from lab.config import Config, ConsoleConfig
 from lab.wiring import Lab
+from tests.tui.backups_demo import backups_app
 from tests.tui.certs_demo import certs_app
 from tests.tui.fixtures import demo_context, frozen_clock
 from tui.app import HlconApp
@@ -199,6 +200,8 @@ SHOTS: tuple[Shot, ...] = (
     Shot("palette", lambda: HlconApp(demo_context()), press=("ctrl+p", "h", "o")),
     Shot("certs", certs_app),
     Shot("cert-detail", certs_app, press=("enter",)),
+    Shot("backups", backups_app),
+    Shot("restore-wizard", backups_app, press=("down", "R", "enter")),
 )
 
 

@@ -55,15 +55,16 @@ class BackupsPane(TablePane):
     TITLE = "Backups"
     DOMAINS = ("backup",)
     CONFIG_SECTION = "[[backups]]"
+    # fits 80 columns: each cell has one space of padding either side
     COLUMNS = (
-        "Repository",
-        ("Host:paths", 24),
-        "Newest",
-        ("Age", 7),
-        "Snaps",
-        "Size",
-        "Check",
-        "Locks",
+        ("Repo", 9),
+        ("Host:paths", 14),
+        ("Newest", 8),
+        ("Age", 5),
+        ("#", 3),
+        ("Size", 9),
+        ("Check", 7),
+        ("Locks", 7),
     )
     ACTION_KEYS: ClassVar[dict[str, str]] = {"c": "check", "u": "unlock", "b": "backup now"}
     BINDINGS: ClassVar[list[BindingType]] = [Binding("R", "restore", "Restore")]
@@ -95,14 +96,12 @@ class BackupsPane(TablePane):
             if state.last_check is None:
                 check = Text("never", "yellow")
             elif not state.last_check.ok:
-                check = Text(f"FAILED {ago(now, state.last_check.at)}", "bold red")
+                check = Text(f"FAIL {ago(now, state.last_check.at)}", "bold red")
             else:
                 check = Text(f"ok {ago(now, state.last_check.at)}")
             stale = [lk for lk in state.locks if lk.stale]
             locks = Text(
-                f"{len(state.locks)} ({len(stale)} stale)"
-                if stale
-                else str(len(state.locks) or "-"),
+                f"{len(stale)} stale" if stale else str(len(state.locks) or "-"),
                 "bold yellow" if stale else "",
             )
             age_text = Text(ago(now, newest.time) if newest else "none")

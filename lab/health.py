@@ -201,7 +201,7 @@ def container_findings(
     loop_at = config.health.restart_loop
     for c in state.containers:
         where = f"{c.name}@{state.endpoint}"
-        row = f"container:{c.name}"
+        row = f"container:{c.name}@{state.endpoint}"  # the containers pane's row id
         if c.state == "restarting" or c.restart_count >= loop_at:
             out.append(
                 Finding(

@@ -300,7 +300,7 @@ async def test_bulk_restart_of_a_filtered_selection(
     lab_containers: LabContainers, lab: Lab
 ) -> None:
     env = lab_containers.env
-    before = inspect(env, "crash-loop", "{{.RestartCount}}")
+    before = int(inspect(env, "crash-loop", "{{.RestartCount}}"))
     runner = Runner(lab)
     action = build("restart", "containers:selection@local", lab, {"names": ["db-plain"]})
     prepared = await runner.prepare(action)
@@ -308,7 +308,7 @@ async def test_bulk_restart_of_a_filtered_selection(
     assert action.lock_keys == ("container:db-plain@local",)
     result = await runner.run(prepared, "1")
     assert result.ok, result.outcome.message
-    assert inspect(env, "crash-loop", "{{.RestartCount}}") >= before  # untouched, still looping
+    assert int(inspect(env, "crash-loop", "{{.RestartCount}}")) >= before  # still looping
 
 
 async def test_dry_run_changes_nothing_and_is_audited_planned(

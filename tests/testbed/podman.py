@@ -5,7 +5,7 @@ Plain functions other testbed modules import:
 - `podman_env(session=None) -> dict[str, str]`: the environment for running `podman` here
   (CONTAINERS_CONF points at a containers.conf that picks runc, cgroupfs and ulimits that work on
   this machine). With `session`, podman also gets its own storage, state, locks and events under
-  /tmp/hlcon-testbed/podman/sessions/SESSION, so fixed container names never clash between two
+  /tmp/hlcon-testbed/podman/s/SESSION, so fixed container names never clash between two
   pytest runs going on at the same time in this checkout.
 - `ensure_busybox_image(env)`: localhost/busybox:latest from busybox-static; idempotent.
 - `podman(env, *args)`: run the CLI, raising with its stderr on failure.
@@ -60,7 +60,12 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def session_dir(session: str) -> Path:
-    return ROOT / "sessions" / session
+    # Kept short: podman refuses a runroot longer than 50 characters, and only says so in
+    # conmon's `container cleanup` — which then never runs, and restart policies die silently.
+    base = ROOT / "s" / session
+    if len(str(base / "run")) > 50:
+        raise ValueError(f"podman session name {session!r} too long for a runroot under {ROOT}")
+    return base
 
 
 def podman_env(session: str | None = None) -> dict[str, str]:
@@ -72,14 +77,10 @@ def podman_env(session: str | None = None) -> dict[str, str]:
         env["CONTAINERS_CONF"] = str(conf)
         return env
     base = session_dir(session)
-    # Own state dirs and file locks: two podman databases must not share /run/libpod or the
-    # shm lock segment.
+    # Own storage and database. The shm lock segment stays shared: it allocates lock numbers
+    # for every database on the machine, so containers of two sessions never share a lock.
     conf_text = _CONTAINERS_CONF + (
-        f'tmp_dir = "{base}/tmp"\n'
-        f'static_dir = "{base}/storage/libpod"\n'
-        f'volume_path = "{base}/storage/volumes"\n'
-        f'events_logfile_path = "{base}/events.log"\n'
-        'lock_type = "file"\n'
+        f'static_dir = "{base}/storage/libpod"\nvolume_path = "{base}/storage/volumes"\n'
     )
     storage_text = (
         f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/storage"\nrunroot = "{base}/run"\n'
@@ -232,7 +233,7 @@ def podman_available() -> bool:
 def podman_service_session() -> Iterator[PodmanService]:
     require_tools("podman", "runc", "tar")
     require(BUSYBOX.exists(), f"busybox-static ({BUSYBOX})")
-    with podman_service(f"pytest-{os.getpid()}") as service:
+    with podman_service(f"pt{os.getpid()}") as service:
         yield service
 
 
@@ -326,13 +327,19 @@ def create_lab_containers(service: PodmanService) -> LabContainers:
         "--restart", "always", IMAGE, "sh", "-c", _CRASH_LOOP,
     )  # fmt: skip
     # Wait for the one-shot job to finish and the loop to have restarted a few times.
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
+    seen = ""
     while time.monotonic() < deadline:
         state = podman(env, "inspect", "--format", "{{.State.Status}}", lab.exited).strip()
-        restarts = podman(env, "inspect", "--format", "{{.RestartCount}}", lab.looping).strip()
-        if state == "exited" and int(restarts or 0) >= 6:
+        loop = podman(
+            env, "inspect", "--format", "{{.RestartCount}} {{.State.Status}}", lab.looping
+        ).split()
+        seen = f"{lab.exited} {state}, {lab.looping} restarts {' '.join(loop)}"
+        if state in ("exited", "stopped") and int(loop[0]) >= 6:
             break
         time.sleep(0.2)
+    else:
+        raise RuntimeError(f"demo containers did not settle within 60 s: {seen}")
     return lab
 
 

@@ -303,7 +303,7 @@ def test_rules_on_the_demo_set() -> None:
     assert by[("web-unhealthy", "container-unhealthy")].severity is Severity.CRITICAL
     assert by[("job-exited", "container-exited")].severity is Severity.WARNING
     assert "code 3" in by[("job-exited", "container-exited")].message
-    assert all(f.row == f"container:{f.subject}" for f in findings)
+    assert all(f.row == f"container:{f.subject}@local" for f in findings)
     assert not {"web-healthy", "db-plain"} & {f.subject for f in findings}
 
 

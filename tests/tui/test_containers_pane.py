@@ -1,0 +1,139 @@
+"""The containers pane against the podman testbed, through the real runner and audit log:
+select, restart (cancel / confirm), read-only refusal, bulk restart of the filtered rows, logs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actions.runner import Runner
+from lab.config import Config, ConsoleConfig, LocalConfig
+from lab.containers import readers
+from lab.wiring import Lab
+from tests.testbed.podman import LabContainers, podman
+from tests.tui.fixtures import make_context
+from tui.app import HlconApp
+from tui.panes.containers import ContainerDetail, ContainersPane
+from tui.screens.confirm import ConfirmModal
+from tui.screens.logs import LogsScreen
+
+pytestmark = pytest.mark.testbed
+SIZE = (100, 30)
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, tries: int = 400) -> None:
+    for _ in range(tries):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def console(lab_containers: LabContainers, tmp: Path, read_only: bool = False) -> HlconApp:
+    config = Config(
+        console=ConsoleConfig(state_dir=tmp / "state", read_only=read_only),
+        local=LocalConfig(containers=lab_containers.url),
+    )
+    lab = Lab(config)
+    (reader,) = readers(lab)
+    reading = await reader.read()
+    ctx = make_context(config=config, runner=Runner(lab), lab=lab, readings=[(reader.key, reading)])
+    return HlconApp(ctx, initial_pane=3)
+
+
+def started(lab_containers: LabContainers, name: str) -> str:
+    return podman(lab_containers.env, "inspect", "--format", "{{.State.StartedAt}}", name).strip()
+
+
+def phases(app: HlconApp) -> list[str]:
+    return [r.phase for r in app.ctx.runner.audit.records()]
+
+
+def pane(app: HlconApp) -> ContainersPane:
+    return app.query_one(ContainersPane)
+
+
+async def test_rows_and_detail(lab_containers: LabContainers, tmp_path: Path) -> None:
+    app = await console(lab_containers, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        ids = {r.id for r in pane(app).filtered_rows()}
+        assert {f"container:{n}@local" for n in lab_containers.names} <= ids
+        assert pane(app).select_row("container:web-unhealthy@local")
+        await pilot.press("enter")
+        assert isinstance(app.screen, ContainerDetail)
+        assert "unhealthy" in str(app.screen.query_one("Static").render())
+        await pilot.press("escape")
+    await app.ctx.lab.close()
+
+
+async def test_restart_cancel_then_confirm(lab_containers: LabContainers, tmp_path: Path) -> None:
+    app = await console(lab_containers, tmp_path)
+    before = started(lab_containers, "web-healthy")
+    async with app.run_test(size=SIZE) as pilot:
+        assert pane(app).select_row("container:web-healthy@local")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
+        plan_shown = str(app.screen.query_one("#plan").render())
+        assert "Restart container web-healthy on local" in plan_shown
+        assert "POST /containers/" in plan_shown
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: phases(app) == ["planned", "cancelled"], "cancel audited")
+        assert started(lab_containers, "web-healthy") == before
+
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: phases(app)[-1:] == ["outcome"], "outcome audited")
+    assert phases(app) == ["planned", "cancelled", "planned", "intent", "outcome"]
+    assert app.ctx.runner.audit.tail(1)[0].result["ok"] is True
+    assert started(lab_containers, "web-healthy") != before
+    await app.ctx.lab.close()
+
+
+async def test_read_only_refuses(lab_containers: LabContainers, tmp_path: Path) -> None:
+    app = await console(lab_containers, tmp_path, read_only=True)
+    before = started(lab_containers, "db-plain")
+    async with app.run_test(size=SIZE) as pilot:
+        assert pane(app).select_row("container:db-plain@local")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: phases(app) == ["refused"], "refusal audited")
+        assert not isinstance(app.screen, ConfirmModal)
+    assert started(lab_containers, "db-plain") == before
+    await app.ctx.lab.close()
+
+
+async def test_bulk_restart_of_the_filtered_rows(
+    lab_containers: LabContainers, tmp_path: Path
+) -> None:
+    app = await console(lab_containers, tmp_path)
+    before = started(lab_containers, "db-plain")
+    others = {n: started(lab_containers, n) for n in ("web-healthy", "web-unhealthy")}
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("slash", *"db-pl", "enter")
+        assert [r.id for r in pane(app).filtered_rows()] == ["container:db-plain@local"]
+        await pilot.press("B")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
+        assert app.screen.expect == "1"
+        await pilot.press("1", "enter")
+        await wait_for(pilot, lambda: phases(app)[-1:] == ["outcome"], "outcome audited")
+    assert app.ctx.runner.audit.tail(1)[0].result["ok"] is True
+    assert started(lab_containers, "db-plain") != before
+    assert {n: started(lab_containers, n) for n in others} == others
+    await app.ctx.lab.close()
+
+
+async def test_logs_key_opens_the_log(lab_containers: LabContainers, tmp_path: Path) -> None:
+    app = await console(lab_containers, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        assert pane(app).select_row("container:job-exited@local")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LogsScreen), "logs screen")
+        logs = app.screen
+        assert isinstance(logs, LogsScreen)
+        await wait_for(pilot, lambda: list(logs.buffer.lines) == ["job failing"], "the log line")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, LogsScreen)
+    await app.ctx.lab.close()

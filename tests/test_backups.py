@@ -202,6 +202,21 @@ async def test_restore_selected_awkward_names_reach_no_shell(
     assert not Path("pwned").exists() and not (tmp_path / "pwned").exists()
 
 
+async def test_an_include_with_glob_characters_means_only_that_file(
+    lab: Lab, restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    exact = restic_lab.source / "[brackets]/star*q?.txt"
+    target = tmp_path / "glob"
+    runner = Runner(lab)
+    prepared = await runner.prepare(
+        restore(lab, snapshot="latest", include=[str(exact)], target=str(target))
+    )
+    assert prepared.plan.data["files"] == 1
+    assert (await runner.run(prepared, "y")).ok
+    out = target / str(exact.parent).lstrip("/")
+    assert [p.name for p in out.iterdir()] == ["star*q?.txt"]  # not starXq1.txt
+
+
 async def test_restore_refuses_a_non_empty_target_without_overwrite(
     lab: Lab, restic_lab: ResticLab, tmp_path: Path
 ) -> None:

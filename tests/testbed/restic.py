@@ -34,6 +34,7 @@ AWKWARD = (
     "x; touch pwned/inside.txt",
     "$(id)/`uname`.txt",
     "[brackets]/star*q?.txt",
+    "[brackets]/starXq1.txt",  # what the glob star*q?.txt would also match, unescaped
     "-dash/--help",
 )
 

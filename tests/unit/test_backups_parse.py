@@ -260,3 +260,14 @@ def test_health_rules() -> None:
         state((snap(1),), last_check=fresh_check, locks=(lock, live)), CONFIG, key, NOW
     )
     assert [(f.rule, f.subject) for f in found] == [("backup-lock", "lock bbbbbbbb")]
+
+
+def test_include_patterns_are_escaped() -> None:
+    from actions.backups import clean_path, escape_pattern
+
+    assert escape_pattern("/srv/[b]/star*q?.txt") == "/srv/\\[b]/star\\*q\\?.txt"
+    assert escape_pattern("/a\\b") == "/a\\\\b"
+    assert clean_path("/srv/../etc//x/", "include") == "/etc/x"
+    for bad in ("relative", "", "/a\nb", "/a\x00b"):
+        with pytest.raises(ValueError):
+            clean_path(bad, "include")

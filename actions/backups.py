@@ -51,6 +51,12 @@ _SNAPSHOT_ID = re.compile(r"^(latest|[0-9a-f]{4,64})$")
 OVERWRITE_LIST_MAX = 200  # paths kept in a plan; the count is always exact
 
 
+def default_staging(repo: str, snapshot: str, now: datetime) -> str:
+    """A new folder per restore: STAGING_ROOT/REPO-SNAPSHOT-UTCSTAMP (safe characters only)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", repo)
+    return f"{STAGING_ROOT}/{name}-{snapshot[:8]}-{now:%Y%m%d-%H%M%S}"
+
+
 class RestoreRefused(ActionFailed):
     """plan() found the restore unsafe (target not empty, no room, not writable …)."""
 
@@ -195,9 +201,7 @@ class RestoreAction(Action):
             if self.restore_to == "/":
                 raise ValueError("target '/' is the original location: use --in-place")
         else:
-            stamp = lab.clock().strftime("%Y%m%d-%H%M%S")
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", self.cfg.name)
-            self.restore_to = f"{STAGING_ROOT}/{name}-{snapshot[:8]}-{stamp}"
+            self.restore_to = default_staging(self.cfg.name, snapshot, lab.clock())
         self.overwrite = bool(overwrite) or self.in_place
         self.restic = Restic(lab, self.cfg)
         self.partial: list[dict[str, Any]] | None = None  # set when a restore is cancelled

@@ -33,7 +33,7 @@ from textual.widgets import (
 from textual.widgets.tree import TreeNode as UINode
 from textual.worker import Worker
 
-from actions.backups import STAGING_ROOT, RestoreAction
+from actions.backups import RestoreAction, default_staging
 from actions.base import Target
 from lab.backups import Restic, TreeNode, children, find_backup
 from lab.model import RepoState, Snapshot
@@ -316,8 +316,7 @@ class RestoreScreen(Screen[None]):
     def enter_target(self) -> None:
         box = self.query_one("#target-path", Input)
         if not box.value and self.snapshot is not None:
-            stamp = self.ctx.clock().strftime("%Y%m%d-%H%M%S")
-            box.value = f"{STAGING_ROOT}/{self.repo}-{self.snapshot.short_id}-{stamp}"
+            box.value = default_staging(str(self.repo), self.snapshot.short_id, self.ctx.clock())
         self.show("target")
 
     @on(Checkbox.Changed, "#in-place")

@@ -359,6 +359,13 @@ async def test_restore_of_a_missing_snapshot_or_path_is_refused(
                 target="/tmp/x-never",
             )
         )
+    for name, says in (("wrongpw", "wrong password"), ("missing", "unable to open config file")):
+        action = RestoreAction.create(
+            Target("repo", name), lab, {"snapshot": "latest", "target": "/tmp/x-never"}
+        )
+        with pytest.raises(Refused, match=says) as err:
+            await runner.prepare(action)
+        assert PASSWORD not in str(err.value)
     assert not Path("/tmp/x-never").exists()
     assert isinstance(RestoreRefused("x"), Exception)
 

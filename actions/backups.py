@@ -51,6 +51,18 @@ _SNAPSHOT_ID = re.compile(r"^(latest|[0-9a-f]{4,64})$")
 OVERWRITE_LIST_MAX = 200  # paths kept in a plan; the count is always exact
 
 
+def _flag(value: Any, name: str) -> bool:
+    """A boolean parameter; the CLI's --param gives strings ("1", "true", "no" …)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{name}: expected true or false, not {value!r}")
+
+
 def default_staging(repo: str, snapshot: str, now: datetime) -> str:
     """A new folder per restore: STAGING_ROOT/REPO-SNAPSHOT-UTCSTAMP (safe characters only)."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", repo)
@@ -221,8 +233,8 @@ class RestoreAction(Action):
             snapshot=str(snapshot),
             include=list(include),
             restore_to=params.get("target"),
-            in_place=bool(params.get("in_place", False)),
-            overwrite=bool(params.get("overwrite", False)),
+            in_place=_flag(params.get("in_place", False), "in_place"),
+            overwrite=_flag(params.get("overwrite", False), "overwrite"),
         )
 
     @property

@@ -337,9 +337,12 @@ def test_bad_restore_parameters_are_clear_errors(lab: Lab) -> None:
         ({"snapshot": "latest", "include": ["/a\nb"]}, "control characters"),
         ({"snapshot": "latest", "target": "/", "include": ["/x"]}, "--in-place"),
         ({"snapshot": "latest", "target": "/tmp/x", "in_place": True}, "drop --target"),
+        ({"snapshot": "latest", "target": "/tmp/x", "overwrite": "maybe"}, "true or false"),
     ]:
         with pytest.raises(ValueError, match=says):
             RestoreAction.create(REPO, lab, params)
+    off = RestoreAction.create(REPO, lab, {"snapshot": "latest", "overwrite": "0"})
+    assert isinstance(off, RestoreAction) and not off.overwrite  # --param overwrite=0
     with pytest.raises(ValueError, match="no repository named"):
         RestoreAction.create(Target("repo", "nope"), lab, {"snapshot": "latest"})
 

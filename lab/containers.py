@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import os
 import re
 import threading
@@ -55,9 +56,12 @@ T = TypeVar("T")
 UrlProvider = Callable[[], Awaitable[str]]
 JSONDict = dict[str, Any]
 
+log = logging.getLogger(__name__)
+
 DOMAIN = "containers"
 STATS_CONCURRENCY = 8  # parallel per-container calls (inspect, stats) on one endpoint
 INSPECT_MAX_AGE = 60.0  # re-inspect an unchanged container at least this often (seconds)
+FULL_READ_EVERY = 60.0  # read the whole list at least this often, events or not (seconds)
 LIBPOD = "/v4.0.0/libpod"
 
 # ---------------------------------------------------------------- pure parsers
@@ -379,6 +383,7 @@ class DockerEndpoint:
         self.engine: str | None = None
         self.api_version: str | None = None
         self.is_podman = False
+        self.on_close: list[Callable[[], Awaitable[None]]] = []  # streams to end with it
 
     def __repr__(self) -> str:
         return f"DockerEndpoint({self.name!r}, {self._client_url or '<provider>'!r})"
@@ -473,6 +478,9 @@ class DockerEndpoint:
                 await asyncio.to_thread(client.close)
 
     async def aclose(self) -> None:
+        for stop in list(self.on_close):
+            with contextlib.suppress(Exception):
+                await stop()
         await self._drop()
 
 
@@ -594,8 +602,82 @@ def endpoints(lab: Lab) -> ContainerEndpoints:
 # ---------------------------------------------------------------- the reader
 
 
+class EventWatch:
+    """Which containers changed since the last refresh, from the engine's event stream (a thread
+    reading the SDK's blocking stream). While it runs, a refresh can skip the container list
+    and re-inspect only what changed; when it is not running, everything counts as changed."""
+
+    # Actions that change the set of containers (or their names): the list must be read again.
+    SET_CHANGES = frozenset({"create", "remove", "destroy", "rename"})
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._everything = True
+        self.alive = False
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+
+    def take(self) -> tuple[set[str], bool]:
+        """(ids changed, whether everything must be read again), and start afresh."""
+        with self._lock:
+            dirty, everything = self._dirty, self._everything or not self.alive
+            self._dirty, self._everything = set(), False
+        return dirty, everything
+
+    def mark(self, event: Mapping[str, Any]) -> None:
+        actor = event.get("Actor") if isinstance(event.get("Actor"), Mapping) else {}
+        cid = str(event.get("id") or event.get("ID") or (actor or {}).get("ID") or "")
+        action = str(event.get("Action") or event.get("status") or event.get("Status") or "")
+        with self._lock:
+            if not cid or action.split(":")[0] in self.SET_CHANGES:
+                self._everything = True
+            else:
+                self._dirty.add(cid)
+
+    async def start(self, endpoint: DockerEndpoint) -> None:
+        if self.alive:
+            return
+        stream = await endpoint.call(
+            lambda api: api.events(decode=True, filters={"type": "container"})
+        )
+        self._stream = stream
+        with self._lock:
+            self.alive, self._everything = True, True
+        self._thread = threading.Thread(
+            target=self._run, args=(stream,), name=f"events {endpoint.name}", daemon=True
+        )
+        self._thread.start()
+        if self.stop not in endpoint.on_close:
+            endpoint.on_close.append(self.stop)
+
+    def _run(self, stream: Any) -> None:
+        try:
+            for event in stream:
+                if isinstance(event, Mapping):
+                    self.mark(event)
+        except Exception:  # the connection went away: fall back to full reads
+            log.debug("container event stream ended", exc_info=True)
+        finally:
+            with self._lock:
+                self.alive, self._everything = False, True
+
+    async def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(stream.close)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 5)
+
+
 class ContainersReader:
-    """Every container of one endpoint, with CPU % and memory, as a ContainerEndpointState."""
+    """Every container of one endpoint, with CPU % and memory, as a ContainerEndpointState.
+
+    A refresh reads stats (podman: one libpod call for all; Docker: one one-shot call per
+    running container) and re-inspects only containers that changed: the engine's events say
+    which; without events (or every FULL_READ_EVERY seconds) the list says which."""
 
     def __init__(
         self,
@@ -604,6 +686,7 @@ class ContainersReader:
         interval: float = 5.0,
         timeout: float = 10.0,
         clock: Callable[[], datetime] = utcnow,
+        use_events: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self._interval = interval
@@ -612,6 +695,9 @@ class ContainersReader:
         self._samples: dict[str, StatsSample] = {}
         # id → (summary key, when inspected (monotonic), inspect JSON)
         self._inspects: dict[str, tuple[tuple[str, ...], float, JSONDict]] = {}
+        self._listed_at = float("-inf")
+        self.events = EventWatch() if use_events else None
+        self.full_reads = 0  # how many refreshes read the list (for tests and the bench)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -626,33 +712,35 @@ class ContainersReader:
         return self._timeout
 
     async def close(self) -> None:
+        if self.events is not None:
+            await self.events.stop()
         await self.endpoint.aclose()
 
     async def read(self) -> ContainerEndpointState:
         ep = self.endpoint
         await ep.client()
-        if ep.is_podman:
-            summaries, stats = await self._podman_list_and_stats()
+        dirty: set[str] = set()
+        everything = True
+        if self.events is not None:
+            with contextlib.suppress(ReadError):  # no events: full reads, as before
+                await self.events.start(ep)
+            dirty, everything = self.events.take()
+        if time.monotonic() - self._listed_at > FULL_READ_EVERY:
+            everything = True
+        if everything:
+            inspects = await self._read_list(dirty)
         else:
-            summaries, stats = await self._docker_list_and_stats()
-        inspects = await self._inspect_changed(summaries)
+            inspects = await self._inspect_dirty(dirty)
+        stats = await self._stats()
+        if not everything and set(stats) - set(inspects):
+            inspects = await self._read_list(dirty)  # a container we never saw: read the list
         now = self.clock()
         containers: list[Container] = []
         samples: dict[str, StatsSample] = {}
-        for summary in summaries:
-            cid = str(summary.get("Id", ""))
-            inspect = inspects.get(cid)
-            if inspect is None:
-                continue  # removed between list and inspect
+        for cid, inspect in inspects.items():
             st = stats.get(cid)
             try:
-                container = parse_container(
-                    inspect,
-                    st,
-                    self._samples.get(cid),
-                    now=now,
-                    status=None if ep.is_podman else _str_or_none(summary.get("Status")),
-                )
+                container = parse_container(inspect, st, self._samples.get(cid), now=now)
                 if st is not None and container.state == "running":
                     samples[cid] = parse_stats(st)
             except ValueError as exc:
@@ -670,34 +758,61 @@ class ContainersReader:
             containers=tuple(containers),
         )
 
-    async def _podman_list_and_stats(self) -> tuple[list[JSONDict], dict[str, JSONDict]]:
-        summaries, answer = await asyncio.gather(
-            self.endpoint.libpod("/containers/json", all="true"),
-            self.endpoint.libpod("/containers/stats", stream="false"),
-        )
-        if not isinstance(summaries, list) or not isinstance(answer, dict):
-            raise ReadError("not a Docker API", f"{self.endpoint.url}: unexpected libpod answer")
-        stats = {str(s.get("ContainerID")): s for s in answer.get("Stats") or () if s}
-        return summaries, stats
+    async def _read_list(self, dirty: set[str]) -> dict[str, JSONDict]:
+        summaries = await self._list()
+        self._listed_at = time.monotonic()
+        self.full_reads += 1
+        return await self._inspect_changed(summaries, dirty)
 
-    async def _docker_list_and_stats(self) -> tuple[list[JSONDict], dict[str, JSONDict]]:
+    async def _list(self) -> list[JSONDict]:
         ep = self.endpoint
-        summaries: list[JSONDict] = await ep.call(lambda api: api.containers(all=True))
-        running = [str(s["Id"]) for s in summaries if s.get("State") == "running"]
+        if ep.is_podman:
+            summaries = await ep.libpod("/containers/json", all="true")
+        else:
+            summaries = await ep.call(lambda api: api.containers(all=True))
+        if not isinstance(summaries, list):
+            raise ReadError("not a Docker API", f"{ep.url}: the container list is not a list")
+        return [s for s in summaries if isinstance(s, dict)]
+
+    async def _stats(self) -> dict[str, JSONDict]:
+        ep = self.endpoint
+        if ep.is_podman:
+            answer = await ep.libpod("/containers/stats", stream="false")
+            if not isinstance(answer, dict):
+                raise ReadError("not a Docker API", f"{ep.url}: unexpected libpod stats answer")
+            return {str(s.get("ContainerID")): s for s in answer.get("Stats") or () if s}
+        running = [
+            cid
+            for cid, (_, _, data) in self._inspects.items()
+            if (data.get("State") or {}).get("Running")
+        ]
 
         async def one(cid: str) -> tuple[str, JSONDict | None]:
             try:
                 st = await ep.limited(lambda api: api.stats(cid, stream=False, one_shot=True))
             except ReadError as exc:
-                if exc.what == "not found":
+                if exc.what in ("not found", "docker API error"):
                     return cid, None  # stopped or removed meanwhile
                 raise
             return cid, st
 
         results = await asyncio.gather(*(one(c) for c in running))
-        return summaries, {cid: st for cid, st in results if st is not None}
+        return {cid: st for cid, st in results if st is not None}
 
-    async def _inspect_changed(self, summaries: list[JSONDict]) -> dict[str, JSONDict]:
+    async def _inspect_one(self, cid: str, key: tuple[str, ...], now: float) -> JSONDict | None:
+        try:
+            data: JSONDict = await self.endpoint.limited(lambda api: api.inspect_container(cid))
+        except ReadError as exc:
+            if exc.what == "not found":
+                self._inspects.pop(cid, None)
+                return None
+            raise
+        self._inspects[cid] = (key, now, data)
+        return data
+
+    async def _inspect_changed(
+        self, summaries: list[JSONDict], dirty: set[str]
+    ) -> dict[str, JSONDict]:
         now = time.monotonic()
         out: dict[str, JSONDict] = {}
         todo: list[tuple[str, tuple[str, ...]]] = []
@@ -705,27 +820,33 @@ class ContainersReader:
             cid = str(s.get("Id", ""))
             key = summary_key(s)
             cached = self._inspects.get(cid)
-            if cached and cached[0] == key and now - cached[1] < INSPECT_MAX_AGE:
+            if (
+                cached
+                and cid not in dirty
+                and cached[0] == key
+                and now - cached[1] < INSPECT_MAX_AGE
+            ):
                 out[cid] = cached[2]
             else:
                 todo.append((cid, key))
-        ep = self.endpoint
-
-        async def one(cid: str, key: tuple[str, ...]) -> None:
-            try:
-                data = await ep.limited(lambda api: api.inspect_container(cid))
-            except ReadError as exc:
-                if exc.what == "not found":
-                    return
-                raise
-            self._inspects[cid] = (key, now, data)
-            out[cid] = data
-
-        await asyncio.gather(*(one(c, k) for c, k in todo))
+        results = await asyncio.gather(*(self._inspect_one(c, k, now) for c, k in todo))
+        for (cid, _), data in zip(todo, results, strict=True):
+            if data is not None:
+                out[cid] = data
         seen = {str(s.get("Id", "")) for s in summaries}
         for gone in set(self._inspects) - seen:
             del self._inspects[gone]
-        return out
+        return {
+            str(s.get("Id", "")): out[str(s.get("Id", ""))]
+            for s in summaries
+            if str(s.get("Id", "")) in out
+        }
+
+    async def _inspect_dirty(self, dirty: set[str]) -> dict[str, JSONDict]:
+        now = time.monotonic()
+        todo = [cid for cid in dirty if cid in self._inspects]
+        await asyncio.gather(*(self._inspect_one(c, ("event",), now) for c in todo))
+        return {cid: entry[2] for cid, entry in self._inspects.items()}
 
 
 def _str_or_none(value: object) -> str | None:

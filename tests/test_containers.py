@@ -355,3 +355,30 @@ async def test_read_only_refuses(lab_containers: LabContainers, tmp_path: Path) 
 async def test_unknown_endpoint_is_refused_with_the_known_ones(lab: Lab) -> None:
     with pytest.raises(Refused, match="no container endpoint named 'nas'"):
         await Runner(lab).prepare(build("restart", "container:web-healthy@nas", lab, {}))
+
+
+# ---------------------------------------------------------------- events keep refreshes small
+
+
+async def test_events_tell_the_reader_what_changed(lab_containers: LabContainers) -> None:
+    env = lab_containers.env
+    reader = ContainersReader(DockerEndpoint("ev", lab_containers.url))
+    try:
+        first = {c.name: c for c in (await reader.read()).containers}
+        assert reader.events is not None and reader.events.alive
+        await reader.read()
+        assert reader.full_reads == 1  # nothing was created or removed: no list read again
+        podman(env, "restart", "--time", "0", "db-plain")
+        podman(env, "run", "-d", "--name", "newcomer", IMAGE, *idle_command())
+        for _ in range(100):  # the events arrive on their own thread
+            now = {c.name: c for c in (await reader.read()).containers}
+            if "newcomer" in now and now["db-plain"].started_at != first["db-plain"].started_at:
+                break
+            await asyncio.sleep(0.1)
+        assert "newcomer" in now
+        assert now["db-plain"].started_at != first["db-plain"].started_at
+        assert now["db-plain"].state == "running"
+    finally:
+        podman(env, "rm", "--force", "--time", "0", "newcomer")
+        await reader.close()
+    assert reader.events is not None and not reader.events.alive

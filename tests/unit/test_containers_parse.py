@@ -325,3 +325,18 @@ def test_restart_loop_threshold_and_clean_stop() -> None:
     assert container_findings(reading(restarting), high, ("containers", "local"), NOW)
     stopped = replace(c["job-exited"], exit_code=143)  # SIGTERM from a deliberate stop
     assert container_findings(reading(stopped), Config(), ("containers", "local"), NOW) == []
+
+
+def test_event_watch_marks_changes() -> None:
+    from lab.containers import EventWatch
+
+    watch = EventWatch()
+    watch.alive = True
+    assert watch.take() == (set(), True)  # nothing known yet: read everything once
+    watch.mark({"Type": "container", "Action": "start", "Actor": {"ID": "abc"}})
+    watch.mark({"status": "health_status: healthy", "id": "def"})
+    assert watch.take() == ({"abc", "def"}, False)
+    watch.mark({"Action": "create", "id": "new"})
+    assert watch.take()[1] is True
+    watch.alive = False  # the stream ended: every refresh reads everything
+    assert watch.take() == (set(), True)

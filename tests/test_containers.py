@@ -18,6 +18,7 @@ from lab.config import Config, ConsoleConfig, ContainerEndpointConfig, LocalConf
 from lab.containers import (
     ContainersReader,
     DockerEndpoint,
+    build_endpoints,
     endpoints,
     follow_logs,
     readers,
@@ -382,3 +383,25 @@ async def test_events_tell_the_reader_what_changed(lab_containers: LabContainers
         podman(env, "rm", "--force", "--time", "0", "newcomer")
         await reader.close()
     assert reader.events is not None and not reader.events.alive
+
+
+async def test_auto_detect_takes_the_first_socket_that_answers(
+    lab_containers: LabContainers, tmp_path: Path
+) -> None:
+    runtime = tmp_path / "xdg"
+    (runtime / "podman").mkdir(parents=True)
+    (runtime / "podman" / "podman.sock").symlink_to(lab_containers.url.removeprefix("unix://"))
+    dead = tmp_path / "dead.sock"  # a socket file nobody listens on
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(dead))
+    environ = {"DOCKER_HOST": f"unix://{dead}", "XDG_RUNTIME_DIR": str(runtime)}
+    lab = Lab(Config(local=LocalConfig(containers="auto")))
+    (endpoint,) = build_endpoints(lab, environ=environ)
+    try:
+        state = await ContainersReader(endpoint).read()
+        system_sockets = ("/var/run/docker.sock", "/run/podman/podman.sock")
+        if not any(Path(p).exists() for p in system_sockets):  # they would come first
+            assert endpoint.url == f"unix://{runtime}/podman/podman.sock"
+        assert {c.name for c in state.containers} >= set(lab_containers.names)
+    finally:
+        await endpoint.aclose()

@@ -27,6 +27,7 @@ from lab.config import Config, ConsoleConfig
 from lab.wiring import Lab
 from tests.tui.backups_demo import backups_app
 from tests.tui.certs_demo import certs_app
+from tests.tui.containers_demo import containers_app, push_logs
 from tests.tui.fixtures import demo_context, frozen_clock
 from tui.app import HlconApp
 from tui.panes import Pane
@@ -202,6 +203,9 @@ SHOTS: tuple[Shot, ...] = (
     Shot("cert-detail", certs_app, press=("enter",)),
     Shot("backups", backups_app),
     Shot("restore-wizard", backups_app, press=("down", "R", "enter")),
+    Shot("containers", containers_app),
+    Shot("container-detail", containers_app, press=("down", "enter")),
+    Shot("logs", containers_app, run_before=push_logs, press=("slash", "e", "r", "r", "enter")),
 )
 
 

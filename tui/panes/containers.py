@@ -117,12 +117,12 @@ class ContainersPane(TablePane):
     DOMAINS = ("containers",)
     CONFIG_SECTION = "[[containers]]"
     COLUMNS: ClassVar = (
-        ("Container", 18),
-        ("On", 7),
-        ("State", 10),
+        ("Container", 16),
+        ("On", 6),
+        ("State", 9),
         ("Health", 9),
         ("Rst", 3),
-        ("CPU", 5),
+        ("CPU", 4),
         ("Memory", 9),
         "Ports / image",
     )

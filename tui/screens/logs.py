@@ -12,6 +12,7 @@ stream into an asyncio queue); this screen only consumes them.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from lab.containers import DockerEndpoint
 
 MATCH_STYLE = "reverse bold"
+
+LineSource = Callable[[int], AsyncGenerator[str, None]]
+"""source(tail) → the last `tail` lines, then new ones (default: lab.containers.follow_logs)."""
 
 
 def highlight(line: str, pattern: str) -> Text:
@@ -62,9 +66,13 @@ class LogsScreen(Screen[None]):
         lines: int = 200,
         keep: int = 5000,
         follow: bool = True,
+        source: LineSource | None = None,
     ) -> None:
+        """`source` replaces the engine (frozen lines for snapshots); by default the lines come
+        from follow_logs(endpoint, container, tail)."""
         super().__init__()
         self.endpoint = endpoint
+        self.source: LineSource = source or (lambda tail: follow_logs(endpoint, container, tail))
         self.container = container
         self.tail = lines
         self.keep = keep
@@ -102,7 +110,7 @@ class LogsScreen(Screen[None]):
     @work(group="logs", exclusive=True, exit_on_error=False)
     async def _stream(self, tail: int) -> None:
         self.problem = None
-        stream = follow_logs(self.endpoint, self.container, tail)
+        stream = self.source(tail)
         try:
             first = True
             async for line in stream:

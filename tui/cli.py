@@ -23,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="The operations console for homelabs. Without a command: the TUI.",
     )
     parser.add_argument("--version", action="version", version=f"hlcon {__version__}")
-    parser.add_argument("--config", type=Path, help="config file (else $HLCON_CONFIG, XDG, default)")
+    parser.add_argument(
+        "--config", type=Path, help="config file (else $HLCON_CONFIG, XDG, default)"
+    )
     parser.add_argument("--read-only", action="store_true", help="refuse every action")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:

@@ -80,16 +80,9 @@ class AuditError(Exception):
 
 
 def _revealed_values() -> frozenset[str]:
-    """lab.secrets.revealed_values(), where that exists (it is written by another module)."""
-    try:
-        from lab import secrets
-    except ImportError:  # pragma: no cover - lab.secrets is part of the package
-        return frozenset()
-    fn = getattr(secrets, "revealed_values", None)
-    if fn is None:
-        return frozenset()
-    values: frozenset[str] = fn()
-    return values
+    from lab.secrets import revealed_values
+
+    return revealed_values()
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actions.maintenance import Maintenance, MaintenanceError
+
+# STATE_DIR and the audit log path are the loader's; re-exported for the runner and the CLI.
+from lab.config import audit_log_path as audit_log_path
+from lab.config import state_dir as state_dir
 
 if TYPE_CHECKING:
     from actions.audit import AuditLog
@@ -28,32 +31,6 @@ def allow_hook(fn: AllowHook) -> AllowHook:
     """Register an allow-list check: fn(action) → None, or the reason with how to allow it."""
     ALLOW_HOOKS.append(fn)
     return fn
-
-
-def state_dir(config: Config) -> Path:
-    """STATE_DIR: lab.config.state_dir(config) where the loader provides it, else
-    console.state_dir, else the XDG state dir."""
-    from lab import config as config_module
-
-    fn = getattr(config_module, "state_dir", None)
-    if fn is not None:
-        return Path(fn(config))
-    if config.console.state_dir is not None:
-        return Path(config.console.state_dir).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_state_path("hlcon"))
-
-
-def audit_log_path(config: Config) -> Path:
-    from lab import config as config_module
-
-    fn = getattr(config_module, "audit_log_path", None)
-    if fn is not None:
-        return Path(fn(config))
-    if config.console.audit_log is not None:
-        return Path(config.console.audit_log).expanduser()
-    return state_dir(config) / "audit.jsonl"
 
 
 def human_duration(seconds: float) -> str:

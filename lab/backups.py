@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from lab.config import BackupConfig, Config
+from lab.config import BackupConfig, Config, state_dir
 from lab.execute import CommandResult, Executor, LineSink
 from lab.model import (
     CheckRecord,
@@ -39,7 +39,7 @@ from lab.model import (
     SnapshotGroup,
 )
 from lab.poller import ReadError
-from lab.secrets import SecretRef
+from lab.secrets import SecretRef, resolve
 
 if TYPE_CHECKING:
     from lab.poller import Reader
@@ -418,35 +418,8 @@ def parse_check(returncode: int, stdout: str, stderr: str) -> tuple[bool, str]:
 
 
 def reveal(ref: SecretRef) -> str:
-    """The secret a reference names. Goes through lab.secrets.resolve; env: and file: work even
-    before that module grows its resolver."""
-    from lab import secrets
-
-    resolve = getattr(secrets, "resolve", None)
-    if resolve is not None:
-        return str(resolve(ref).reveal())
-    if ref.scheme == "env":
-        value = os.environ.get(ref.value)
-        if value is None:
-            raise LookupError(f"environment variable {ref.value} is not set")
-        return value
-    if ref.scheme == "file":
-        return Path(ref.value).expanduser().read_text().rstrip("\r\n")
-    raise LookupError(f"secret scheme {ref.scheme!r} is not supported yet")
-
-
-def state_dir(config: Config) -> Path:
-    """STATE_DIR, as actions.policy.state_dir finds it (lab.config.state_dir when it exists)."""
-    from lab import config as config_module
-
-    fn = getattr(config_module, "state_dir", None)
-    if fn is not None:
-        return Path(fn(config))
-    if config.console.state_dir is not None:
-        return Path(config.console.state_dir).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir("hlcon"))
+    """The secret a reference names (resolved once, cached in memory by lab.secrets)."""
+    return resolve(ref).reveal()
 
 
 def check_record_path(config: Config, name: str) -> Path:

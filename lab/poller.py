@@ -87,11 +87,11 @@ class Poller:
             log.debug("poll %s failed: %s", key, why)
             now = self.clock()
             previous = self.store.expect(key).fault
-            fault = (
-                previous.again(now, why)
-                if previous is not None and previous.what == what
-                else Fault(what, f"{key[0]}:{key[1]}", previous.since if previous else now, why, now)
-            )
+            if previous is not None and previous.what == what:
+                fault = previous.again(now, why)
+            else:
+                since = previous.since if previous is not None else now
+                fault = Fault(what, f"{key[0]}:{key[1]}", since, why, now)
             self.store.publish_fault(key, fault)
             return False
         self.store.publish(key, reading)

@@ -54,11 +54,16 @@ class Lab:
 
     def readers(self) -> list[Reader]:
         """Every reader the config asks for, one per (domain, target)."""
-        from lab import backups, certs, containers, hosts, vpn
+        import importlib
 
+        # backups and certs read only what their sections list; not importing them when empty
+        # keeps cryptography & co. off the start-up path of the default config.
+        domains = ["hosts", "containers", "vpn"]
+        domains += ["backups"] if self.config.backups else []
+        domains += ["certs"] if self.config.certs else []
         out: list[Reader] = []
-        for module in (hosts, containers, vpn, backups, certs):
-            out.extend(module.readers(self))
+        for name in domains:
+            out.extend(importlib.import_module(f"lab.{name}").readers(self))
         return out
 
     async def close(self) -> None:

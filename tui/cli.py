@@ -17,7 +17,7 @@ from lab import __version__
 COMMANDS = ("config", "status", "audit", "do", "maintenance", "secret")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hlcon",
         description="The operations console for homelabs. Without a command: the TUI.",
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--read-only", action="store_true", help="refuse every action")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands:
         try:
             module = importlib.import_module(f"tui.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -40,8 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    # Plain `hlcon` starts the TUI: importing every command module first would only delay its
+    # first frame (~0.1 s), so the subcommands are registered when one (or help) is asked for.
+    wanted = any(w in COMMANDS or w in ("-h", "--help") for w in words)
+    parser = build_parser(COMMANDS if wanted else ())
+    args = parser.parse_args(words)
     if getattr(args, "func", None) is None:
         from tui.commands.console import run_console
 

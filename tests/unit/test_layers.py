@@ -80,3 +80,21 @@ def test_lab_never_mutates_containers() -> None:
             ):
                 offenders.append(f"{f.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)[:60]}")
     assert not offenders, f"lab/ changes containers outside the runner: {offenders}"
+
+
+def test_only_the_runner_executes_actions() -> None:
+    """An action's execute()/rollback() run only inside actions/runner.py (after policy, confirm,
+    lock and the audited intent), so no pane, command or reader can change the lab on its own."""
+    offenders = []
+    for package in ("lab", "actions", "tui"):
+        for f in sorted((ROOT / package).rglob("*.py")):
+            if f == ROOT / "actions" / "runner.py":
+                continue
+            for node in ast.walk(ast.parse(f.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("execute", "rollback")
+                ):
+                    offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, f"actions executed outside the runner: {offenders}"

@@ -77,7 +77,7 @@ async def test_units_journal_follow_and_restart(systemd_host: SystemdHost, tmp_p
             await pilot.press("f")
             await pilot.pause(0.5)
             old_pid = systemd_host.exec("systemctl", "show", "-p", "MainPID", "--value", "demo")
-            await pilot.press("r")
+            await pilot.press("R")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm")
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, HostDetailScreen), "back")

@@ -47,9 +47,10 @@ class HostDetailScreen(HostDetail):
         Binding("escape,q", "close", "Close"),
         Binding("j", "journal", "Journal"),
         Binding("f", "follow", "Follow"),
-        Binding("r", "service('restart')", "Restart"),
+        # The containers pane's keys: R restart, s start, S stop (r stays the app's refresh).
+        Binding("R", "service('restart')", "Restart"),
         Binding("s", "service('start')", "Start"),
-        Binding("x", "service('stop')", "Stop"),
+        Binding("S", "service('stop')", "Stop"),
         Binding("t", "trust", "Trust key", show=False),
         Binding("tab", "app.focus_next", "Focus next", show=False),
         Binding("shift+tab", "app.focus_previous", "Focus previous", show=False),

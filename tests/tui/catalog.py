@@ -29,6 +29,7 @@ from tests.tui.backups_demo import backups_app
 from tests.tui.certs_demo import certs_app
 from tests.tui.containers_demo import containers_app, push_logs
 from tests.tui.fixtures import demo_context, frozen_clock
+from tests.tui.vpn_demo import vpn_app
 from tui.app import HlconApp
 from tui.panes import Pane
 from tui.panes.placeholder import PlaceholderPane
@@ -200,6 +201,7 @@ SHOTS: tuple[Shot, ...] = (
     ),
     Shot("palette", lambda: HlconApp(demo_context()), press=("ctrl+p", "h", "o")),
     Shot("certs", certs_app),
+    Shot("vpn", vpn_app),
     Shot("cert-detail", certs_app, press=("enter",)),
     Shot("backups", backups_app),
     Shot("restore-wizard", backups_app, press=("down", "R", "enter")),

@@ -39,7 +39,14 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -913,7 +920,7 @@ async def tail_logs(endpoint: DockerEndpoint, container: str, lines: int = 200) 
 
 async def follow_logs(
     endpoint: DockerEndpoint, container: str, lines: int = 200, *, queue_size: int = 1000
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """The last `lines` lines, then every new line as it is written, until the consumer stops
     iterating (aclose / break / cancel), which closes the stream and ends the reader thread.
 

@@ -41,7 +41,7 @@ def fault_finding(entry: Entry, now: datetime) -> Finding | None:
     f = entry.fault
     age = ""
     if entry.last_ok is not None:
-        age = f"; last good reading {_ago(now, entry.last_ok)} ago"
+        age = f"; last good reading {ago(now, entry.last_ok)} ago"
     severity = Severity.CRITICAL if entry.key[0] == "host" else Severity.UNKNOWN
     return Finding(severity, entry.key, f.where, f"{f.what}: {f.why}{age}", rule="fault")
 
@@ -65,7 +65,8 @@ def worst(findings: Iterable[Finding]) -> Severity:
     return max((f.severity for f in findings), default=Severity.OK)
 
 
-def _ago(now: datetime, then: datetime) -> str:
+def ago(now: datetime, then: datetime) -> str:
+    """A compact age, the same everywhere hlcon shows one: 4s, 3m, 5h, 2d."""
     seconds = max(0, int((now - then).total_seconds()))
     if seconds < 120:
         return f"{seconds}s"
@@ -276,14 +277,14 @@ def vpn_findings(state: WgInterface, config: Config, key: Key, now: datetime) ->
             if age <= stale_after:
                 continue
             sev = Severity.CRITICAL if age > 10 * stale_after else Severity.WARNING
-            text = f"last handshake {_ago(now, peer.latest_handshake)} ago"
+            text = f"last handshake {ago(now, peer.latest_handshake)} ago"
         out.append(
             Finding(
                 sev,
                 key,
                 f"{state.name} peer {peer.name}",
                 f"always-on peer {peer.name} on {where}: {text} "
-                f"(stale after {_ago(now, now - timedelta(seconds=stale_after))})",
+                f"(stale after {ago(now, now - timedelta(seconds=stale_after))})",
                 row=f"{state.name}/{peer.public_key}",
                 rule="vpn-stale-peer",
             )
@@ -328,7 +329,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                     key,
                     f"{group.host}:{paths}",
                     f"repo {state.name}: newest snapshot of {group.host}:{paths} is "
-                    f"{_ago(now, group.newest.time)} old (max_age {_ago(now, now - limit)})",
+                    f"{ago(now, group.newest.time)} old (max_age {ago(now, now - limit)})",
                     row=f"repo:{state.name}|{group.host}:{','.join(group.paths)}",  # pane row
                     rule="backup-age",
                 )
@@ -351,7 +352,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                 Severity.CRITICAL,
                 key,
                 "check",
-                f"repo {state.name}: last check failed {_ago(now, check.at)} ago: {check.message}",
+                f"repo {state.name}: last check failed {ago(now, check.at)} ago: {check.message}",
                 row=f"repo:{state.name}",
                 rule="backup-check",
             )
@@ -362,7 +363,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
                 Severity.WARNING,
                 key,
                 "check",
-                f"repo {state.name}: last check {_ago(now, check.at)} ago "
+                f"repo {state.name}: last check {ago(now, check.at)} ago "
                 f"(older than check_max_age)",
                 row=f"repo:{state.name}",
                 rule="backup-check",
@@ -370,7 +371,7 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
         )
     for lock in state.locks:
         if lock.stale:
-            why = "its process is gone" if lock.process_gone else f"{_ago(now, lock.time)} old"
+            why = "its process is gone" if lock.process_gone else f"{ago(now, lock.time)} old"
             out.append(
                 Finding(
                     Severity.WARNING,
@@ -405,7 +406,7 @@ def cert_findings(cert: Cert, config: Config, key: Key, now: datetime) -> list[F
                 Severity.CRITICAL,
                 key,
                 cert.name,
-                f"certificate {cert.name} expired {_ago(now, cert.not_after)} ago ({end})",
+                f"certificate {cert.name} expired {ago(now, cert.not_after)} ago ({end})",
                 row=row,
                 rule="cert-expired",
             )

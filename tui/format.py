@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from lab.health import ago as health_ago
+
 
 def bytes_h(n: float | None) -> str:
     if n is None:
@@ -30,6 +32,5 @@ def duration_h(seconds: float | None) -> str:
 
 
 def ago(now: datetime, then: datetime | None) -> str:
-    if then is None:
-        return "never"
-    return duration_h((now - then).total_seconds())
+    """How long ago, in the compact form the health messages use (4s, 3m, 5h, 2d)."""
+    return "never" if then is None else health_ago(now, then)

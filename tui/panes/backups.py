@@ -11,18 +11,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from lab.config import Config
 from lab.model import RepoState
 from tui.format import ago, bytes_h, duration_h
 from tui.panes.base import Row, TablePane
+from tui.screens.detail import TextDetail
 
 if TYPE_CHECKING:
-    from textual.app import ComposeResult
-
     from actions.base import Action
 
 
@@ -30,23 +26,8 @@ def _repo_name(row: Row) -> str:
     return row.id.split("|", 1)[0].removeprefix("repo:")
 
 
-class RepoDetail(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
-    DEFAULT_CSS = """
-    RepoDetail { align: center middle; }
-    RepoDetail > VerticalScroll { width: 90%; height: 80%; border: round $accent; padding: 0 1; }
-    """
-
-    def __init__(self, text: Text) -> None:
-        super().__init__()
-        self._text = text
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(self._text)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
+class RepoDetail(TextDetail):
+    pass
 
 
 class BackupsPane(TablePane):
@@ -133,7 +114,7 @@ class BackupsPane(TablePane):
                         f"{group.host}:{', '.join(group.paths)}",
                         group.newest.short_id,
                         Text(
-                            duration_h((now - group.newest.time).total_seconds()),
+                            ago(now, group.newest.time),
                             "bold red" if late else "",
                         ),
                         str(group.count),

@@ -54,23 +54,12 @@ from textual.widgets import DataTable, Input, Static
 from textual.widgets.data_table import ColumnKey
 
 from lab.config import Config
+from lab.health import ago as ago  # the panes import it from here
 from lab.store import Entry
 
 if TYPE_CHECKING:
     from actions.base import Action
     from tui.context import ConsoleContext
-
-
-def ago(now: datetime, then: datetime) -> str:
-    """A compact age: 4s, 3m, 5h, 2d."""
-    seconds = max(0, int((now - then).total_seconds()))
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
 
 
 def cell_text(cell: object) -> str:

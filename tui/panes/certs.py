@@ -11,21 +11,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from lab.config import CertConfig, Config
 from lab.model import Cert
 from lab.store import Entry
 from tui.format import ago
 from tui.panes.base import Row, TablePane
+from tui.screens.detail import TextDetail, fields_text
 
 if TYPE_CHECKING:
     from datetime import datetime
-
-    from textual.app import ComposeResult
 
     from actions.base import Action
 
@@ -90,29 +85,11 @@ def cert_detail(name: str, entry: Entry, now: datetime) -> Text:
         ("SHA-256", cert.fingerprint),
         ("Read", f"{ago(now, cert.at)} ago"),
     ]
-    for label, value in fields:
-        text.append(f"{label:<12}", "bold")
-        text.append(f"{value}\n")
-    return text
+    return fields_text(fields, text)
 
 
-class CertDetail(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
-    DEFAULT_CSS = """
-    CertDetail { align: center middle; }
-    CertDetail > VerticalScroll { width: 90%; height: 80%; border: round $accent; padding: 0 1; }
-    """
-
-    def __init__(self, text: Text) -> None:
-        super().__init__()
-        self._text = text
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(self._text)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
+class CertDetail(TextDetail):
+    pass
 
 
 class CertsPane(TablePane):

@@ -12,11 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
 from actions.base import Action, Target
 from actions.containers import (
@@ -29,6 +25,7 @@ from lab.config import Config
 from lab.model import Container, ContainerEndpointState
 from tui.format import bytes_h
 from tui.panes.base import Row, TablePane, ago
+from tui.screens.detail import TextDetail, fields_text
 
 _STATE_STYLE = {"running": "green", "restarting": "bold yellow", "paused": "yellow"}
 _HEALTH_STYLE = {"healthy": "green", "unhealthy": "bold red", "starting": "yellow"}
@@ -80,34 +77,13 @@ def detail_text(endpoint: str, c: Container) -> Text:
         ("ports", ", ".join(map(str, c.ports)) or "-"),
     ]
     lines += [(f"label {k}", v) for k, v in sorted(c.labels.items())]
-    text = Text()
-    for label, value in lines:
-        text.append(f"{label:>12}  ", "bold")
-        text.append(f"{value}\n")
-    return text
+    return fields_text(lines)
 
 
-class ContainerDetail(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
-
-    DEFAULT_CSS = """
-    ContainerDetail { align: center middle; }
-    ContainerDetail > #container-detail {
-        width: 95%; height: auto; max-height: 90%; border: thick $accent;
-        background: $surface; padding: 0 1;
-    }
-    """
-
+class ContainerDetail(TextDetail):
     def __init__(self, row: ContainerRow) -> None:
-        super().__init__()
+        super().__init__(detail_text(row.endpoint, row.container))
         self.row = row
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll(id="container-detail"):
-            yield Static(detail_text(self.row.endpoint, self.row.container))
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 class ContainersPane(TablePane):

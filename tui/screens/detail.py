@@ -1,0 +1,49 @@
+"""Enter on a row: the whole reading as text, scrollable. Esc, q or Enter closes it.
+
+Panes subclass TextDetail only to give their detail a name (tests and CSS can tell them apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+def fields_text(fields: Iterable[tuple[str, str]], text: Text | None = None) -> Text:
+    """Label / value lines, labels bold and right-aligned in one column."""
+    pairs = list(fields)
+    width = max((len(label) for label, _ in pairs), default=0)
+    text = text if text is not None else Text()
+    for label, value in pairs:
+        text.append(f"{label:>{width}}  ", "bold")
+        text.append(f"{value}\n")
+    return text
+
+
+class TextDetail(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
+    DEFAULT_CSS = """
+    TextDetail { align: center middle; }
+    TextDetail > VerticalScroll {
+        width: 95%; height: auto; max-height: 90%; border: thick $accent;
+        background: $surface; padding: 0 1;
+    }
+    """
+
+    def __init__(self, text: Text) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="detail"):
+            yield Static(self.text)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 from textual.command import CommandList, CommandPalette
@@ -32,6 +32,7 @@ from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed import is_root, require, require_tools
 from tests.tui.fixtures import demo_context, frozen_clock, host_state, make_context
+from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.commands.console import run_console
 from tui.context import ConsoleContext
@@ -43,15 +44,6 @@ from tui.screens.confirm import ConfirmModal
 from tui.screens.help import HelpScreen
 
 SIZE = (80, 24)
-
-
-async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, tries: int = 200) -> None:
-    """Let the app run until `condition` holds (bounded; not a timing assertion)."""
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 # ---------------------------------------------------------------- panes, filter, help, palette
@@ -239,7 +231,7 @@ async def test_a_failing_reader_shows_a_fault_in_the_header() -> None:
     async with app.run_test(size=SIZE) as pilot:
         entry = store.get(("host", "broken"))
         assert entry is not None
-        await wait_for(pilot, lambda: entry.fault is not None, "the reader's fault", tries=400)
+        await wait_for(pilot, lambda: entry.fault is not None, "the reader's fault")
         await pilot.pause(0.4)
         pane = app.pane()
         text = str(pane.query_one("#pane-header").render())
@@ -263,11 +255,11 @@ async def test_r_polls_now_through_the_real_poller() -> None:
     async with app.run_test(size=SIZE) as pilot:
         entry = store.get(("host", "local"))
         assert entry is not None
-        await wait_for(pilot, lambda: entry.reading is not None, "first reading", tries=400)
+        await wait_for(pilot, lambda: entry.reading is not None, "first reading")
         first = entry.reading
         assert first is not None
         await pilot.press("r")  # the interval is an hour: only the key can make a new poll
-        await wait_for(pilot, lambda: entry.reading is not first, "a second reading", tries=400)
+        await wait_for(pilot, lambda: entry.reading is not first, "a second reading")
         pane = app.pane()
         assert isinstance(pane, TablePane)
         assert [r.id for r in pane.filtered_rows()] == ["local"]

@@ -3,7 +3,6 @@ trust and faults, the detail screen, and R renewing through the real runner and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +23,13 @@ from tests.testbed.acme import (
     past_issuing_second,
 )
 from tests.tui.fixtures import make_context
+from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.panes.certs import CertDetail, CertsPane
 from tui.screens.confirm import ConfirmModal
 
 pytestmark = pytest.mark.testbed
 SIZE = (110, 30)
-
-
-async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, tries: int = 400) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 def plain(cells: Any) -> list[str]:

@@ -3,9 +3,7 @@ select, restart (cancel / confirm), read-only refusal, bulk restart of the filte
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,6 +13,7 @@ from lab.containers import readers
 from lab.wiring import Lab
 from tests.testbed.podman import LabContainers, podman
 from tests.tui.fixtures import make_context
+from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.panes.containers import ContainerDetail, ContainersPane
 from tui.screens.confirm import ConfirmModal
@@ -22,14 +21,6 @@ from tui.screens.logs import LogsScreen
 
 pytestmark = pytest.mark.testbed
 SIZE = (100, 30)
-
-
-async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, tries: int = 400) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def console(lab_containers: LabContainers, tmp: Path, read_only: bool = False) -> HlconApp:

@@ -4,7 +4,6 @@ followed journal shows."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from lab.hosts import HostReader
 from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.systemd import SystemdHost
+from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.context import ConsoleContext
 from tui.screens.confirm import ConfirmModal
@@ -27,14 +27,6 @@ pytestmark = pytest.mark.testbed
 def journal_text(app: HlconApp) -> str:
     log = app.screen.query_one("#journal", RichLog)
     return "\n".join("".join(seg.text for seg in strip) for strip in log.lines)
-
-
-async def wait_for(pilot, cond: Callable[[], bool], what: str, tries: int = 150) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(tries):
-        if cond():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_units_journal_follow_and_restart(systemd_host: SystemdHost, tmp_path: Path) -> None:

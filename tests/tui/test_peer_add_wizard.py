@@ -6,9 +6,7 @@ peer online. Cancel at every step changes nothing, and a cancelled plan is audit
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from textual.widgets import Input, Static
@@ -20,6 +18,7 @@ from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.wireguard import WgTestbed, ping, sh
 from tests.tui.fixtures import frozen_clock
+from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.context import ConsoleContext
 from tui.panes.base import cell_text
@@ -28,15 +27,6 @@ from tui.screens.peer_add import PeerAddScreen
 
 pytestmark = pytest.mark.testbed
 SIZE = (100, 40)
-
-
-async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, tries: int = 300) -> None:
-    """Let the app run until `condition` holds (bounded; not a timing assertion)."""
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 def console(bed: WgTestbed, tmp_path: Path) -> tuple[HlconApp, Runner, Lab]:

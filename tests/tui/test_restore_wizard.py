@@ -5,7 +5,6 @@ refusal at the preview; in place demands the typed path."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.restic import ResticLab, restic_config
 from tests.tui.fixtures import frozen_clock
+from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.context import ConsoleContext
 from tui.panes.backups import BackupsPane
@@ -26,14 +26,6 @@ from tui.screens.restore import RestoreScreen, SelectTree
 
 pytestmark = pytest.mark.testbed
 SIZE = (110, 36)
-
-
-async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, tries: int = 400) -> None:
-    for _ in range(tries):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 async def console(restic_lab: ResticLab, tmp_path: Path) -> tuple[HlconApp, Runner]:
@@ -194,7 +186,7 @@ async def test_wizard_cancel_mid_restore_lists_partial_files(
         await pilot.press("enter")
         landed = target / str(big).lstrip("/")
         await wait_for(
-            pilot, lambda: landed.exists() and any(landed.iterdir()), "restic writing", tries=2000
+            pilot, lambda: landed.exists() and any(landed.iterdir()), "restic writing", timeout=100
         )
         assert wiz.step == "run"
         await pilot.press("escape")

@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import zip_longest
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import RenderableType
@@ -49,9 +50,12 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.render import measure
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
-from textual.widgets.data_table import ColumnKey
+from textual.widgets._data_table import default_cell_formatter
+from textual.widgets.data_table import ColumnKey, DuplicateKey, RowKey
+from textual.widgets.data_table import Row as TableRow
 
 from lab.config import Config
 from lab.health import ago as ago  # the panes import it from here
@@ -221,6 +225,100 @@ class Pane(Widget):
         header.update(text)
 
 
+class RowTable(DataTable[Any]):
+    """A DataTable that, for new one-line rows, measures only its auto-width columns.
+
+    Textual measures every cell of every new row to size columns, fixed-width ones included;
+    with 2,000 rows re-added per `/` keystroke that was most of the keystroke's cost
+    (bench/filter_latency.py). Rows of auto height or with labels take Textual's own path."""
+
+    _widths: dict[int, tuple[object, int, int]]
+
+    _made: dict[str, tuple[object, object, RowKey, dict[Any, Any], TableRow]]
+    _columns: tuple[tuple[int, ...], object] = ((), object())
+
+    def _columns_id(self, columns: list[Any]) -> object:
+        """One object per column set: made rows are reused only under the same columns."""
+        ids = tuple(id(c) for c in columns)
+        if ids != self._columns[0]:
+            self._columns = (ids, object())
+        return self._columns[1]
+
+    def on_mount(self) -> None:
+        self._widths = {}
+        self._made = {}
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        keys = [k for k in new_rows if k in self.rows]
+        if any(self.rows[k].auto_height or self.rows[k].label is not None for k in keys):
+            super()._update_dimensions(keys)
+            return
+        console = self.app.console
+        auto = [c for c in self.ordered_columns if c.auto_width]
+        # The same cell objects come back on every keystroke (the pane's rows change only with
+        # the store): measure each once. Keyed by id, holding the cell so the id stays its own.
+        widths = self._widths
+        if len(widths) > 4 * len(self.rows) + 1000:
+            widths.clear()
+        for key in keys:
+            data = self._data[key]
+            height = self.rows[key].height
+            for column in auto:
+                value = data[column.key]
+                known = widths.get(id(value))
+                if known is not None and known[0] is value and known[1] == height:
+                    width = known[2]
+                else:
+                    cell = default_cell_formatter(value, wrap=height != 1, height=height)
+                    width = measure(console, cell, 1)
+                    widths[id(value)] = (value, height, width)
+                column.content_width = max(column.content_width, width)
+        super()._update_dimensions(())  # the virtual size, from the widths just found
+
+    def add_rows_at_once(
+        self, rows: Iterable[tuple[str, Sequence[RenderableType]]], *, height: int | None = 1
+    ) -> None:
+        """`add_row(*cells, key=key, height=height)` for each (key, cells), in one go.
+
+        DataTable.add_row re-sorts the columns and re-validates the cursor for every row; for
+        2,000 rows that alone cost ~40 ms a keystroke. This is the same bookkeeping
+        (textual 8.2.8, pinned), with the per-table parts done once at the end."""
+        columns = self.ordered_columns
+        columns_id = self._columns_id(columns)
+        was_empty = self.row_count == 0
+        # A row shown again with the same cells (the filter widened) reuses its key, cell dict
+        # and Row: 2,000 fresh ones per keystroke made the cyclic GC's full collections (≈100 ms
+        # each) run every few keystrokes. Only one-line rows: Textual sets an auto row's height.
+        old, self._made = self._made, {}
+        for key, cells in rows:
+            made = old.get(key) if height == 1 else None
+            if made is not None and made[0] is cells and made[1] is columns_id:
+                _, _, row_key, data, row = made
+            else:
+                row_key = RowKey(key)
+                if len(cells) > len(columns):
+                    raise ValueError("More values provided than there are columns.")
+                data = {column.key: cell for column, cell in zip_longest(columns, cells)}
+                row = TableRow(row_key, height or 0, None, height is None)
+            if row_key in self._row_locations:
+                raise DuplicateKey(f"The row key {row_key!r} already exists.")
+            self._row_locations[row_key] = len(self.rows)
+            self._data[row_key] = data
+            self.rows[row_key] = row
+            self._new_rows.add(row_key)
+            self._made[key] = (cells, columns_id, row_key, data, row)
+        for key, made in old.items():  # rows filtered out now are kept for when they return
+            if key not in self._made and len(self._made) < 2 * len(old) + 1000:
+                self._made[key] = made
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        visible_cursor = self.show_cursor and self.cursor_type != "none"
+        if was_empty and self.row_count and columns and visible_cursor:
+            self._highlight_cursor()
+        self._update_count += 1
+        self.check_idle()
+
+
 class TablePane(Pane):
     """A Pane holding one DataTable of `rows()`, with `/` filter, Enter detail, action keys.
 
@@ -267,6 +365,8 @@ class TablePane(Pane):
         self._by_id: dict[str, Row] = {}
         self._filter = ""
         self._signature: list[tuple[str, tuple[str, ...]]] | None = None
+        self._texts: dict[str, tuple[str, ...]] = {}
+        self._folded: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------ for subclasses
 
@@ -316,7 +416,7 @@ class TablePane(Pane):
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="filter (Esc clears)", id="filter")
-        table: DataTable[Any] = DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Any] = RowTable(id="table", cursor_type="row", zebra_stripes=True)
         for column in self.COLUMNS:
             if isinstance(column, tuple):
                 table.add_column(column[0], width=column[1], key=column[0])
@@ -360,16 +460,25 @@ class TablePane(Pane):
             return
         self._all = list(self.rows())
         self._by_id = {r.id: r for r in self._all}
+        # each row's cell texts, read once per store change rather than once per keystroke
+        self._texts = {r.id: tuple(cell_text(c) for c in r.cells) for r in self._all}
+        self._folded = {i: tuple(t.casefold() for t in texts) for i, texts in self._texts.items()}
         self._apply()
 
     def _matches(self, row: Row) -> bool:
         needle = self._filter.casefold()
-        return not needle or any(needle in cell_text(c).casefold() for c in row.cells)
+        if not needle:
+            return True
+        folded = self._folded.get(row.id)
+        if folded is None:
+            folded = tuple(cell_text(c).casefold() for c in row.cells)
+        return any(needle in text for text in folded)
 
     def _apply(self) -> None:
         table = self.table
         shown = [r for r in self._all if self._matches(r)]
-        signature = [(r.id, tuple(cell_text(c) for c in r.cells)) for r in shown]
+        texts = self._texts
+        signature = [(r.id, texts.get(r.id) or tuple(cell_text(c) for c in r.cells)) for r in shown]
         empty = self.query_one("#empty", Static)
         if not shown:
             empty.update(
@@ -386,8 +495,12 @@ class TablePane(Pane):
         scroll_y = table.scroll_y
         table.clear()
         wrap = self._fit_wrap_column()
-        for row in shown:
-            table.add_row(*row.cells, key=row.id, height=None if wrap else 1)
+        rows = ((row.id, row.cells) for row in shown)
+        if isinstance(table, RowTable):
+            table.add_rows_at_once(rows, height=None if wrap else 1)
+        else:
+            for key, cells in rows:
+                table.add_row(*cells, key=key, height=None if wrap else 1)
         self._shown = shown
         self._signature = signature
         if keep is not None and any(r.id == keep for r in shown):

@@ -115,6 +115,8 @@ class Pane(Widget):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id or f"pane-{self.PANE_ID}", classes=classes)
+        self._header_text: Text | None = None
+        self._header_shape: list[int] = []
 
     @classmethod
     def configured(cls, config: Config) -> bool:
@@ -222,7 +224,13 @@ class Pane(Widget):
         if len(faults) > len(shown):
             text.append(f"\n… and {len(faults) - len(shown)} more faults")
         header.set_class(bool(faults), "-fault")
-        header.update(text)
+        # Called every second: skip an unchanged header, and re-lay out the screen only when
+        # a line's length changed (it may wrap) — a layout pass a second was most of idle CPU.
+        shape = [len(line) for line in text.plain.split("\n")]
+        if text == self._header_text:
+            return
+        header.update(text, layout=shape != self._header_shape)
+        self._header_text, self._header_shape = text, shape
 
 
 class RowTable(DataTable[Any]):

@@ -123,9 +123,12 @@ def main() -> int:
     from tests.testbed.demo import demo_lab
 
     glances = ensure_glances()
-    with tempfile.TemporaryDirectory(prefix="hlcon-bench-idle-") as tmp, demo_lab(
-        Path(tmp) / "demo", hosts=args.hosts, containers=args.containers, log=False
-    ) as lab:
+    with (
+        tempfile.TemporaryDirectory(prefix="hlcon-bench-idle-") as tmp,
+        demo_lab(
+            Path(tmp) / "demo", hosts=args.hosts, containers=args.containers, log=False
+        ) as lab,
+    ):
         panes: dict[str, PaneProcess] = {}
         try:
             panes["hlcon"] = PaneProcess("hlcon", hlcon_command(lab.config, Path(tmp) / "st"))

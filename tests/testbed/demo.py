@@ -97,6 +97,13 @@ def create_idle_containers(env: dict[str, str], count: int, prefix: str = "demo"
     return names
 
 
+def _remove_containers(env: dict[str, str]) -> None:
+    with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+        podman(env, "stop", "--all", "--time", "0", timeout=900)
+    with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+        podman(env, "rm", "--all", "--force", "--time", "0", timeout=900)
+
+
 def _toml(value: object) -> str:
     """A TOML value: JSON strings, numbers, booleans and arrays are valid TOML too."""
     if isinstance(value, Path):
@@ -207,6 +214,9 @@ def demo_lab(
         t0 = time.monotonic()
         say("podman API socket and containers …")
         svc = stack.enter_context(podman_service(f"demo{tag}"))
+        # Remove the containers while the API service still runs: removed after it has
+        # stopped, the bridge-networked ones left their network namespaces behind.
+        stack.callback(_remove_containers, svc.env)
         lab_containers = create_lab_containers(svc)
         ticker = HealthTicker(svc.env, lab_containers.healthchecked, interval=10.0)
         ticker.tick()

@@ -36,7 +36,29 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
                 raise
             continue  # not built yet
         module.register(sub)
+    _add_global_options(sub)
     return parser
+
+
+def _add_global_options(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The global options work after the subcommand too (`hlcon status --config F`), as people
+    type them; SUPPRESS keeps a value given before the subcommand."""
+    for name, subparser in sub.choices.items():
+        nested = [a for a in subparser._actions if isinstance(a, argparse._SubParsersAction)]
+        for inner in nested:
+            _add_global_options(inner)
+        known = {o for a in subparser._actions for o in a.option_strings}
+        if "--config" not in known:
+            subparser.add_argument(
+                "--config", type=Path, default=argparse.SUPPRESS, help="config file"
+            )
+        if "--read-only" not in known and name != "config":
+            subparser.add_argument(
+                "--read-only",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="refuse every action",
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tui.commands.console import run_console
 
         return run_console(args)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except BrokenPipeError:  # `hlcon status --json | head`: the reader left, not an error
+        sys.stderr.close()
+        return 0
     return code
 
 

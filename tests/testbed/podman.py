@@ -211,6 +211,10 @@ def podman_service(session: str) -> Iterator[PodmanService]:
         _wait_for_socket(sock, proc)
         yield PodmanService(f"unix://{sock}", sock, env, session)
     finally:
+        # Remove the containers while the API service still runs: after it stops, a large
+        # session's `rm` outlived its timeout and left containers and namespaces behind.
+        with contextlib.suppress(Exception):
+            podman(env, "rm", "--all", "--force", "--time", "0", timeout=120)
         proc.terminate()
         try:
             proc.wait(10)
@@ -218,8 +222,6 @@ def podman_service(session: str) -> Iterator[PodmanService]:
             proc.kill()
             proc.wait()
         log.close()
-        with contextlib.suppress(Exception):
-            podman(env, "rm", "--all", "--force", "--time", "0", timeout=120)
         with contextlib.suppress(Exception):
             podman(env, "system", "reset", "--force", timeout=120)
         shutil.rmtree(base, ignore_errors=True)

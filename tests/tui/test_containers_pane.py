@@ -43,6 +43,10 @@ def phases(app: HlconApp) -> list[str]:
     return [r.phase for r in app.ctx.runner.audit.records()]
 
 
+def records(app: HlconApp) -> list[tuple[str, object, object]]:
+    return [(r.phase, r.result, r.reason) for r in app.ctx.runner.audit.records()]
+
+
 def pane(app: HlconApp) -> ContainersPane:
     return app.query_one(ContainersPane)
 
@@ -77,7 +81,12 @@ async def test_restart_cancel_then_confirm(lab_containers: LabContainers, tmp_pa
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: phases(app)[-1:] == ["outcome"], "outcome audited")
+        await wait_for(
+            pilot,
+            lambda: phases(app)[-1:] == ["outcome"],
+            "outcome audited",
+            seen=lambda: records(app),
+        )
     assert phases(app) == ["planned", "cancelled", "planned", "intent", "outcome"]
     assert app.ctx.runner.audit.tail(1)[0].result["ok"] is True
     assert started(lab_containers, "web-healthy") != before
@@ -109,7 +118,12 @@ async def test_bulk_restart_of_the_filtered_rows(
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
         assert app.screen.expect == "1"
         await pilot.press("1", "enter")
-        await wait_for(pilot, lambda: phases(app)[-1:] == ["outcome"], "outcome audited")
+        await wait_for(
+            pilot,
+            lambda: phases(app)[-1:] == ["outcome"],
+            "outcome audited",
+            seen=lambda: records(app),
+        )
     assert app.ctx.runner.audit.tail(1)[0].result["ok"] is True
     assert started(lab_containers, "db-plain") != before
     assert {n: started(lab_containers, n) for n in others} == others

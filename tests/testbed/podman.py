@@ -303,6 +303,13 @@ class HealthTicker:
         self._thread.join(60)
 
 
+# The demo containers need no network. With podman's CNI bridge, the IP allocations in
+# /var/lib/cni/networks/podman are shared by every storage root on the machine, and a long suite
+# (several sessions set up and reset) ended with restarts failing "duplicate allocation is not
+# allowed" for the container's own address. Tests that need a port map one on their own container.
+NO_NETWORK = ("--network", "none")
+
+
 def create_lab_containers(service: PodmanService) -> LabContainers:
     env = service.env
     lab = LabContainers(service.url, env)
@@ -311,21 +318,23 @@ def create_lab_containers(service: PodmanService) -> LabContainers:
             podman(env, "rm", "--force", "--time", "0", name)
     idle = idle_command()
     podman(
-        env, "run", "-d", "--name", lab.healthy, "--label", "hlcon.demo=1",
+        env, "run", "-d", "--name", lab.healthy, "--label", "hlcon.demo=1", *NO_NETWORK,
         "--health-cmd", "true", "--health-interval", "0", IMAGE, *idle,
     )  # fmt: skip
     podman(
-        env, "run", "-d", "--name", lab.unhealthy, "--label", "hlcon.demo=1",
+        env, "run", "-d", "--name", lab.unhealthy, "--label", "hlcon.demo=1", *NO_NETWORK,
         "--health-cmd", "false", "--health-retries", "1", "--health-interval", "0",
         IMAGE, *idle,
     )  # fmt: skip
-    podman(env, "run", "-d", "--name", lab.plain, "--label", "hlcon.demo=1", IMAGE, *idle)
     podman(
-        env, "run", "-d", "--name", lab.exited, "--label", "hlcon.demo=1",
+        env, "run", "-d", "--name", lab.plain, "--label", "hlcon.demo=1", *NO_NETWORK, IMAGE, *idle
+    )
+    podman(
+        env, "run", "-d", "--name", lab.exited, "--label", "hlcon.demo=1", *NO_NETWORK,
         IMAGE, "sh", "-c", "echo job failing; exit 3",
     )  # fmt: skip
     podman(
-        env, "run", "-d", "--name", lab.looping, "--label", "hlcon.demo=1",
+        env, "run", "-d", "--name", lab.looping, "--label", "hlcon.demo=1", *NO_NETWORK,
         "--restart", "always", IMAGE, "sh", "-c", _CRASH_LOOP,
     )  # fmt: skip
     # Wait for the one-shot job to finish and the loop to have restarted a few times.

@@ -177,8 +177,21 @@ def _human(n: float) -> str:
 # ---------------------------------------------------------------- restore
 
 
+class RepoAction(Action):
+    """An action on one [[backups]] repository: its config entry and restic, on its host."""
+
+    def __init__(self, target: Target, lab: Lab) -> None:
+        super().__init__(target, lab)
+        self.cfg = _repo(target, lab)
+        self.restic = Restic(lab, self.cfg)
+
+    @property
+    def host(self) -> str:
+        return self.cfg.host
+
+
 @register(kind="repo")
-class RestoreAction(Action):
+class RestoreAction(RepoAction):
     """Restore files of one snapshot into a staging folder (default) or in place."""
 
     family = "backup.restore"
@@ -196,7 +209,6 @@ class RestoreAction(Action):
         overwrite: bool = False,
     ) -> None:
         super().__init__(target, lab)
-        self.cfg = _repo(target, lab)
         if not isinstance(snapshot, str) or not _SNAPSHOT_ID.match(snapshot):
             raise ValueError(
                 f"snapshot: expected a snapshot id (hex) or 'latest', not {snapshot!r}"
@@ -215,7 +227,6 @@ class RestoreAction(Action):
         else:
             self.restore_to = default_staging(self.cfg.name, snapshot, lab.clock())
         self.overwrite = bool(overwrite) or self.in_place
-        self.restic = Restic(lab, self.cfg)
         self.partial: list[dict[str, Any]] | None = None  # set when a restore is cancelled
         self.lock_note = ""  # what became of the lock a cancelled restic left
 
@@ -236,10 +247,6 @@ class RestoreAction(Action):
             in_place=_flag(params.get("in_place", False), "in_place"),
             overwrite=_flag(params.get("overwrite", False), "overwrite"),
         )
-
-    @property
-    def host(self) -> str:
-        return self.cfg.host
 
     @property
     def lock_keys(self) -> tuple[str, ...]:
@@ -495,20 +502,11 @@ class RestoreAction(Action):
 
 
 @register(kind="repo")
-class CheckAction(Action):
+class CheckAction(RepoAction):
     """`restic check`; hlcon records the result (restic keeps none) for the health rule."""
 
     family = "backup.check"
     verb = "check"
-
-    def __init__(self, target: Target, lab: Lab) -> None:
-        super().__init__(target, lab)
-        self.cfg = _repo(target, lab)
-        self.restic = Restic(lab, self.cfg)
-
-    @property
-    def host(self) -> str:
-        return self.cfg.host
 
     async def plan(self) -> Plan:
         argv = self.restic.argv("check")
@@ -555,20 +553,11 @@ class CheckAction(Action):
 
 
 @register(kind="repo")
-class UnlockAction(Action):
+class UnlockAction(RepoAction):
     """`restic unlock`: removes stale locks only (restic's rule matches the reader's)."""
 
     family = "backup.unlock"
     verb = "unlock"
-
-    def __init__(self, target: Target, lab: Lab) -> None:
-        super().__init__(target, lab)
-        self.cfg = _repo(target, lab)
-        self.restic = Restic(lab, self.cfg)
-
-    @property
-    def host(self) -> str:
-        return self.cfg.host
 
     async def plan(self) -> Plan:
         locks = await self.restic.lock_states(self.lab.clock())
@@ -618,7 +607,7 @@ class UnlockAction(Action):
 
 
 @register(kind="repo")
-class BackupNowAction(Action):
+class BackupNowAction(RepoAction):
     """`restic backup` of the entry's configured `paths`, with progress."""
 
     family = "backup.now"
@@ -626,14 +615,8 @@ class BackupNowAction(Action):
 
     def __init__(self, target: Target, lab: Lab) -> None:
         super().__init__(target, lab)
-        self.cfg = _repo(target, lab)
         if not self.cfg.paths:
             raise ValueError(f"repo:{self.cfg.name} has no `paths` for backup now ([[backups]])")
-        self.restic = Restic(lab, self.cfg)
-
-    @property
-    def host(self) -> str:
-        return self.cfg.host
 
     async def plan(self) -> Plan:
         args = ["backup", "--json", "--", *self.cfg.paths]

@@ -210,6 +210,17 @@ class _OneContainer(Action):
         )
 
 
+async def _verify_started(action: _OneContainer, plan: Plan, word: str) -> Outcome:
+    """Restart and start both end the same way: running with a new StartedAt (and healthy)."""
+    inspect = await wait_started(
+        _endpoint(action),
+        str(plan.data["id"]),
+        str(plan.data["started_at"]),
+        bool(plan.data["healthcheck"]),
+    )
+    return _started_outcome(plan, inspect, word)
+
+
 @register
 class ContainerRestart(_OneContainer):
     family = "container.restart"
@@ -226,14 +237,7 @@ class ContainerRestart(_OneContainer):
         return Outcome(True, f"restart of {plan.data['name']} requested")
 
     async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
-        endpoint = _endpoint(self)
-        inspect = await wait_started(
-            endpoint,
-            str(plan.data["id"]),
-            str(plan.data["started_at"]),
-            bool(plan.data["healthcheck"]),
-        )
-        return _started_outcome(plan, inspect, "restarted")
+        return await _verify_started(self, plan, "restarted")
 
 
 @register
@@ -254,13 +258,7 @@ class ContainerStart(_OneContainer):
         return Outcome(True, f"start of {plan.data['name']} requested")
 
     async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
-        inspect = await wait_started(
-            _endpoint(self),
-            str(plan.data["id"]),
-            str(plan.data["started_at"]),
-            bool(plan.data["healthcheck"]),
-        )
-        return _started_outcome(plan, inspect, "started")
+        return await _verify_started(self, plan, "started")
 
 
 @register

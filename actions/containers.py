@@ -210,6 +210,18 @@ class _OneContainer(Action):
         )
 
 
+async def _start_if_left_down(action: _OneContainer, plan: Plan) -> Outcome | None:
+    """Rollback of restart and stop: start the container again if it was running when planned
+    and is not now. None (nothing to undo) when it was not running or still runs."""
+    if plan.data.get("state") != "running":
+        return None
+    endpoint, cid = _endpoint(action), str(plan.data["id"])
+    if ((await _inspect(endpoint, cid)).get("State") or {}).get("Running"):
+        return None
+    await _call(endpoint, lambda api: api.start(cid), f"start {cid[:12]}")
+    return Outcome(True, f"{plan.data['name']} was left down; started again")
+
+
 async def _verify_started(action: _OneContainer, plan: Plan, word: str) -> Outcome:
     """Restart and start both end the same way: running with a new StartedAt (and healthy)."""
     inspect = await wait_started(
@@ -238,6 +250,11 @@ class ContainerRestart(_OneContainer):
 
     async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
         return await _verify_started(self, plan, "restarted")
+
+    async def rollback(self, plan: Plan) -> Outcome | None:
+        """A restart is stop + start inside the engine; when the start half fails the container
+        is left down. Bring it back if it was running before; a running one is left alone."""
+        return await _start_if_left_down(self, plan)
 
 
 @register
@@ -300,11 +317,7 @@ class ContainerStop(_OneContainer):
 
     async def rollback(self, plan: Plan) -> Outcome | None:
         """A stop that did not verify: start it again if it was running before."""
-        if plan.data.get("state") != "running":
-            return None
-        endpoint, cid = _endpoint(self), str(plan.data["id"])
-        await _call(endpoint, lambda api: api.start(cid), f"start {cid[:12]}")
-        return Outcome(True, f"{plan.data['name']} started again")
+        return await _start_if_left_down(self, plan)
 
 
 @register

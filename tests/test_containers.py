@@ -256,6 +256,45 @@ async def test_restart_of_an_unhealthy_container_fails_verification(
     assert inspect(lab_containers.env, "web-unhealthy", "{{.State.Running}}") == "true"
 
 
+async def test_restart_that_leaves_the_container_down_is_rolled_back(
+    lab_containers: LabContainers, lab: Lab, tmp_path: Path
+) -> None:
+    """The engine stops the container, then cannot start it (its bind-mount source is gone):
+    the rollback tries to start it again and the audit says why that failed too."""
+    env = lab_containers.env
+    data = tmp_path / "data"
+    data.mkdir()
+    podman(
+        env, "run", "-d", "--name", "mount-gone", "--network", "none",
+        "-v", f"{data}:/data", IMAGE, *idle_command(),
+    )  # fmt: skip
+    try:
+        runner = Runner(lab)
+        prepared = await runner.prepare(build("restart", "container:mount-gone@local", lab, {}))
+        data.rmdir()
+        result = await runner.run(prepared, "")
+        assert not result.ok
+        assert "restart" in result.outcome.message
+        assert result.rollback is not None and not result.rollback.ok
+        assert "start" in result.rollback.message and str(data) in result.rollback.message
+        assert inspect(env, "mount-gone", "{{.State.Running}}") == "false"
+        assert [p for p, _ in audit_phases(lab)] == ["planned", "intent", "outcome", "rollback"]
+
+        # Same failure with the source back in place before the rollback: it comes back up.
+        data.mkdir()
+        podman(env, "start", "mount-gone")
+        prepared = await runner.prepare(build("restart", "container:mount-gone@local", lab, {}))
+        plan = prepared.plan
+        podman(env, "stop", "--time", "0", "mount-gone")
+        rolled = await build("restart", "container:mount-gone@local", lab, {}).rollback(plan)
+        assert rolled is not None and rolled.ok, rolled
+        assert inspect(env, "mount-gone", "{{.State.Running}}") == "true"
+        # A container that still runs is left alone.
+        assert await build("restart", "container:mount-gone@local", lab, {}).rollback(plan) is None
+    finally:
+        podman(env, "rm", "--force", "--time", "0", "mount-gone")
+
+
 async def test_stop_needs_the_name_then_start(lab_containers: LabContainers, lab: Lab) -> None:
     env = lab_containers.env
     runner = Runner(lab)

@@ -77,10 +77,15 @@ def podman_env(session: str | None = None) -> dict[str, str]:
         env["CONTAINERS_CONF"] = str(conf)
         return env
     base = session_dir(session)
-    # Own storage and database. The shm lock segment stays shared: it allocates lock numbers
-    # for every database on the machine, so containers of two sessions never share a lock.
+    # Own storage, database and tmp_dir. The shm lock segment stays shared: it allocates lock
+    # numbers for every database on the machine, so containers of two sessions never share a lock.
+    # tmp_dir must be private: its `alive` file tells podman the machine has not rebooted, and
+    # another session's `system reset` deletes the default /run/libpod — the next podman process
+    # of this session then "refreshes" every container's state as after a reboot, and restarts
+    # fail "runc create failed: container with given ID already exists".
     conf_text = _CONTAINERS_CONF + (
         f'static_dir = "{base}/storage/libpod"\nvolume_path = "{base}/storage/volumes"\n'
+        f'tmp_dir = "{base}/tmp"\n'
     )
     storage_text = (
         f'[storage]\ndriver = "overlay"\ngraphroot = "{base}/storage"\nrunroot = "{base}/run"\n'

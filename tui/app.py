@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer
@@ -30,6 +32,7 @@ from textual.worker import Worker
 
 from lab.model import Finding, Key
 from tui.context import ConsoleContext
+from tui.driver import QuietLinuxDriver
 from tui.panes import PANES, Pane, pane_class
 from tui.panes.placeholder import PlaceholderPane
 from tui.screens.confirm import ConfirmModal
@@ -106,6 +109,14 @@ class HlconApp(App[None]):
             self.theme = ctx.config.console.theme
         else:
             self._bad_theme = ctx.config.console.theme
+
+    def get_driver_class(self) -> type[Driver]:
+        # On Linux, a driver whose input thread sleeps until a key arrives (tui/driver.py);
+        # TEXTUAL_DRIVER still picks another, as Textual documents.
+        default = super().get_driver_class()
+        if default is LinuxDriver:
+            return QuietLinuxDriver
+        return default
 
     def notify(self, message: str, *, markup: bool = False, **kwargs: Any) -> None:
         # Plain text by default: messages carry names and config sections like [[hosts]].

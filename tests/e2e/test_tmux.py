@@ -1,6 +1,6 @@
 """End to end: the real `hlcon` console script in a real tmux pane, against podman's Docker API.
 
-Keystrokes only: pane 3, filter to one container, R (restart), Enter (confirm). Then the audit
+Keystrokes only: ? and Esc (help opens and closes), pane 3, filter to one container, R (restart), Enter (confirm). Then the audit
 log holds the plan, the intent and a successful outcome, and the container really restarted.
 """
 
@@ -108,6 +108,12 @@ def test_restart_a_container_with_keystrokes(
     pane.start(f"{command}; echo hlcon exited $?; sleep 30")
     try:
         pane.wait_for("1 Overview")
+        # A lone Esc reaches the app only through the input parser's timeout (tui/driver.py
+        # sleeps until input, then waits out that deadline).
+        pane.keys("?")
+        pane.wait_for("(Esc closes)")
+        pane.keys("Escape")
+        pane.wait_for(lambda t: "(Esc closes)" not in t and "1 Overview" in t)
         pane.keys("3")
         pane.wait_for(restartable)
         pane.keys("/", *restartable, "Enter")

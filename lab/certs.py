@@ -463,13 +463,30 @@ class TlsEndpointReader(_Base):
     def __init__(self, lab: Lab, cfg: CertConfig, endpoint: Endpoint) -> None:
         super().__init__(lab, cfg)
         self.endpoint = endpoint
+        self._insecure = _insecure_context()
+        self._verifying: tuple[object, ssl.SSLContext] | None = None
+
+    def _verifying_context(self) -> ssl.SSLContext:
+        """Made once and kept while ca_file is unchanged: loading the system's CA bundle costs
+        more CPU than both handshakes together."""
+        ca_file = self.cfg.ca_file
+        stamp: object = None
+        try:
+            if ca_file is not None:
+                info = ca_file.stat()
+                stamp = (info.st_mtime_ns, info.st_size)
+        except OSError as exc:
+            raise ReadError("bad config", f"ca_file {ca_file}: {exc.strerror or exc}") from None
+        if self._verifying is None or self._verifying[0] != stamp:
+            self._verifying = (stamp, _verifying_context(ca_file))
+        return self._verifying[1]
 
     async def read(self) -> Cert:
         ep = self.endpoint
         # Two handshakes share the poll's time; each gets a bit less than half, so a hang is
         # reported as this endpoint's timeout rather than the poller's anonymous one.
         each = self.timeout * 0.45
-        der = await fetch_leaf(ep, _insecure_context(), each)
+        der = await fetch_leaf(ep, self._insecure, each)
         try:
             leaf = load_der(der)
         except ValueError as exc:
@@ -477,7 +494,7 @@ class TlsEndpointReader(_Base):
         at = self.lab.clock()
         trusted: bool | None
         try:
-            await fetch_leaf(ep, _verifying_context(self.cfg.ca_file), each)
+            await fetch_leaf(ep, self._verifying_context(), each)
             trusted, trust_error = True, ""
         except ssl.SSLCertVerificationError as exc:
             trusted, trust_error = False, str(exc.verify_message or exc)

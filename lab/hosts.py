@@ -3,17 +3,23 @@
 One shell command gathers everything in one round trip (pyinfra's facts: a command plus pure
 parsers). The same parsers serve this machine (LocalExecutor) and every SSH host (lab.ssh), so
 what the local pane shows is exactly what a remote host would show.
+
+This machine without [local] services is read without the shell: the same sections come from
+/proc in-process and one `df` (local_host_output), so a poll costs one process instead of eight
+(bench/idle_cpu.py) — and still goes through the same parser.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from lab.execute import Executor
+from lab.execute import Executor, LocalExecutor
 from lab.model import Fail2banJail, Filesystem, HostState, Key, Unit, utcnow
 from lab.poller import ReadError
 
@@ -93,6 +99,42 @@ def host_script(first: bool = False, units: bool = False) -> str:
     (configured services are passed as positional parameters)."""
     sections = ((_FIRST_SAMPLE,) if first else ()) + _SECTIONS + (_UNIT_SECTIONS if units else ())
     return "; ".join(f"echo '@@{name}'; {{ {cmd}; }}" for name, cmd in sections)
+
+
+def _proc_text(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""  # the parser names the missing section
+
+
+def _cpu_lines(stat: str, total_only: bool = False) -> str:
+    pattern = re.compile(r"^cpu " if total_only else r"^cpu[0-9]* ")
+    return "\n".join(line for line in stat.splitlines() if pattern.match(line))
+
+
+async def local_host_output(executor: Executor, *, first: bool, timeout: float) -> str:
+    """host_script()'s output for this machine, read from /proc in-process plus one `df` run
+    through `executor` (a hung network mount then hangs a child, never a thread of ours)."""
+    sections: list[tuple[str, str]] = []
+    if first:
+        sections.append(("stat0", _cpu_lines(_proc_text("/proc/stat"), total_only=True)))
+        await asyncio.sleep(0.25)
+    uname = os.uname()
+    df = await executor.run(["df", "-PT", "-k"], timeout=timeout)
+    if not df.stdout.strip():  # busybox/BSD df: no -T
+        df = await executor.run(["df", "-P", "-k"], timeout=timeout)
+    sections += [
+        ("hostname", _proc_text("/proc/sys/kernel/hostname").strip() or uname.nodename),
+        ("kernel", f"{uname.sysname} {uname.release}"),
+        ("loadavg", _proc_text("/proc/loadavg")),
+        ("meminfo", _proc_text("/proc/meminfo")),
+        ("uptime", _proc_text("/proc/uptime")),
+        ("stat", _cpu_lines(_proc_text("/proc/stat"))),
+        ("df", df.stdout),
+    ]
+    return "\n".join(f"@@{name}\n{text.rstrip()}" for name, text in sections) + "\n"
 
 
 def split_sections(text: str) -> dict[str, str]:
@@ -475,14 +517,18 @@ class HostReader:
 
     async def read(self) -> HostState:
         first = self._prev_cpu is None
-        argv = ["sh", "-c", host_script(first=first, units=self.units)]
-        if self.units:
-            argv += ["hlcon-host", *self.services]  # "$0", then the services as "$@"
-        result = await self.executor.run(argv, timeout=self._timeout)
-        if not result.stdout.strip():
-            raise ReadError("host read failed", f"no output ({result.brief()})")
+        if isinstance(self.executor, LocalExecutor) and not self.units:
+            output = await local_host_output(self.executor, first=first, timeout=self._timeout)
+        else:
+            argv = ["sh", "-c", host_script(first=first, units=self.units)]
+            if self.units:
+                argv += ["hlcon-host", *self.services]  # "$0", then the services as "$@"
+            result = await self.executor.run(argv, timeout=self._timeout)
+            if not result.stdout.strip():
+                raise ReadError("host read failed", f"no output ({result.brief()})")
+            output = result.stdout
         try:
-            facts = parse_host_output(result.stdout)
+            facts = parse_host_output(output)
         except ValueError as exc:
             raise ReadError("host read failed", str(exc)) from None
         prev = self._prev_cpu if self._prev_cpu is not None else facts.first_cpu
@@ -493,7 +539,7 @@ class HostReader:
             return state
         try:
             unit_facts = parse_unit_sections(
-                split_sections(result.stdout), now - timedelta(seconds=facts.uptime)
+                split_sections(output), now - timedelta(seconds=facts.uptime)
             )
         except ValueError as exc:
             raise ReadError(

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lab.config import VpnConfig
+from lab.execute import LocalExecutor
 from lab.model import WgInterface, WgPeer
 from lab.poller import ReadError
 
@@ -648,27 +649,73 @@ def netlink_info(name: str) -> list[Any]:
         return list(wg.info(name))
 
 
-def link_info(name: str, netns: str | None) -> tuple[tuple[str, ...], int | None, bool] | None:
-    """(addresses, mtu, up) of a local link via pyroute2 IPRoute; None if there is no such
-    link. Blocking: run in a thread."""
+LinkInfo = tuple[tuple[str, ...], int | None, bool]  # (addresses, mtu, up)
+
+
+def _open_iproute(netns: str | None) -> Any:
     from pyroute2 import IPRoute
 
-    kwargs: dict[str, Any] = {"netns": netns} if netns else {}
-    with IPRoute(**kwargs) as ipr:
-        idx = ipr.link_lookup(ifname=name)
-        if not idx:
-            return None
-        link = ipr.get_links(idx[0])[0]
-        addrs = tuple(
-            f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
-            for a in ipr.get_addr(index=idx[0])
-            if a["scope"] == 0  # global scope only; link-local fe80:: is noise
-        )
-        return addrs, link.get_attr("IFLA_MTU"), bool(link["flags"] & 1)  # IFF_UP
+    return IPRoute(netns=netns) if netns else IPRoute()
+
+
+def _link_info(ipr: Any, name: str) -> LinkInfo | None:
+    idx = ipr.link_lookup(ifname=name)
+    if not idx:
+        return None
+    link = ipr.get_links(idx[0])[0]
+    addrs = tuple(
+        f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+        for a in ipr.get_addr(index=idx[0])
+        if a["scope"] == 0  # global scope only; link-local fe80:: is noise
+    )
+    return addrs, link.get_attr("IFLA_MTU"), bool(link["flags"] & 1)  # IFF_UP
+
+
+def link_info(name: str, netns: str | None) -> LinkInfo | None:
+    """(addresses, mtu, up) of a local link via pyroute2 IPRoute; None if there is no such
+    link. Blocking: run in a thread. One-shot (actions); the reader keeps a LinkReader."""
+    with _open_iproute(netns) as ipr:
+        return _link_info(ipr, name)
+
+
+class LinkReader:
+    """One IPRoute socket kept across polls. Opening one inside a network namespace forks a
+    helper process each time; a poll every 5 s made that most of the VPN reader's cost.
+    Blocking methods: call them from a thread, one at a time (the poller never overlaps)."""
+
+    def __init__(self, netns: str | None) -> None:
+        self.netns = netns
+        self._ipr: Any = None
+
+    def info(self, name: str) -> LinkInfo | None:
+        if self._ipr is None:
+            self._ipr = _open_iproute(self.netns)
+        try:
+            return _link_info(self._ipr, name)
+        except Exception:
+            self.close()  # the namespace went away, or the socket broke: reopen next time
+            raise
+
+    def close(self) -> None:
+        ipr, self._ipr = self._ipr, None
+        if ipr is not None:
+            with contextlib.suppress(Exception):
+                ipr.close()
+
+
+def _read_local_file(path: Path) -> str:
+    return path.read_text(errors="replace")
 
 
 async def read_conf_text(executor: Executor, path: Path) -> str:
-    """The persisted conf's text, via the host's executor (`cat`, so SSH hosts work too)."""
+    """The persisted conf's text: read in-process on this machine, with `cat` through the
+    host's executor elsewhere (SSH hosts)."""
+    if isinstance(executor, LocalExecutor):
+        try:
+            return await asyncio.to_thread(_read_local_file, path)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise ReadError("conf unreadable", f"{path} on {executor.host}: {why}") from None
     result = await executor.run(["cat", "--", str(path)], timeout=WG_TIMEOUT)
     if not result.ok:
         raise ReadError("conf unreadable", f"{path} on {executor.host}: {result.brief()}")
@@ -714,6 +761,7 @@ class VpnReader:
         self.lab = lab
         self.cfg = cfg
         self._previous: WgInterface | None = None
+        self._links = LinkReader(cfg.netns)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -734,7 +782,7 @@ class VpnReader:
         mtu: int | None = None
         up = raw is not None
         if self.lab.is_local(cfg.host):
-            info = await asyncio.to_thread(link_info, cfg.interface, cfg.netns)
+            info = await asyncio.to_thread(self._links.info, cfg.interface)
             if info is not None:
                 addresses, mtu, up = info
             else:
@@ -772,7 +820,7 @@ class VpnReader:
         return reading
 
     async def close(self) -> None:
-        return None
+        await asyncio.to_thread(self._links.close)
 
 
 def readers(lab: Lab) -> list[Reader]:

@@ -27,6 +27,7 @@ from actions.base import BlastRadius, Target
 from actions.runner import Refused, Runner
 from lab.backups import RepoReader, Restic, load_check
 from lab.config import BackupConfig, Config, ConsoleConfig, HostConfig
+from lab.execute import LocalExecutor
 from lab.health import backup_findings
 from lab.model import RepoState
 from lab.poller import Poller, ReadError
@@ -73,6 +74,49 @@ async def test_reader_reads_snapshots_stats_and_groups(lab: Lab, restic_lab: Res
     assert state.locks == () and state.last_check is None
     findings = backup_findings(state, lab.config, ("backup", "main"), state.at)
     assert [f.rule for f in findings] == ["backup-check"]  # fresh, but never checked
+
+
+class CountingExecutor(LocalExecutor):
+    """This machine, noting each command it runs (they still run for real)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.commands: list[list[str]] = []
+
+    async def run(self, argv, **kw):  # type: ignore[no-untyped-def, override]
+        self.commands.append(list(argv))
+        return await super().run(argv, **kw)
+
+
+async def test_unchanged_local_repository_is_not_asked_again(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    """restic costs a key derivation per run: while the repository's files are unchanged the
+    reader re-ages its last reading instead; a new snapshot makes it ask restic again."""
+    repo = tmp_path / "repo"
+    shutil.copytree(restic_lab.repo, repo)
+    cfg = BackupConfig(
+        name="copy",
+        repository=str(repo),
+        password=SecretRef("file", str(restic_lab.password_file)),
+    )
+    lab = Lab(restic_config(restic_lab, tmp_path / "state", extra=(cfg,)))
+    repo_reader = reader(lab, "copy")
+    counting = CountingExecutor()
+    repo_reader.restic.executor = counting
+    first = await repo_reader.read()
+    assert len(first.snapshots) == 2 and any("snapshots" in c for c in counting.commands)
+    ran = len(counting.commands)
+
+    again = await repo_reader.read()
+    assert len(counting.commands) == ran  # no restic run
+    assert again.snapshots == first.snapshots and again.stats == first.stats
+    assert again.at >= first.at
+
+    restic_lab.restic("backup", "--host", "testbed", str(restic_lab.source / "modes"), repo=repo)
+    third = await repo_reader.read()
+    assert len(counting.commands) > ran
+    assert len(third.snapshots) == 3
 
 
 @pytest.mark.parametrize(

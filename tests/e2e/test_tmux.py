@@ -1,7 +1,8 @@
 """End to end: the real `hlcon` console script in a real tmux pane, against podman's Docker API.
 
-Keystrokes only: ? and Esc (help opens and closes), pane 3, filter to one container, R (restart), Enter (confirm). Then the audit
-log holds the plan, the intent and a successful outcome, and the container really restarted.
+Keystrokes only: ? and Esc (help opens and closes), pane 3, filter to one container, R (restart),
+Enter (confirm). Then the audit log holds the plan, the intent and a successful outcome, and the
+container really restarted.
 """
 
 from __future__ import annotations

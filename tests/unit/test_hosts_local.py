@@ -18,6 +18,7 @@ from lab.hosts import (
     cpu_percent,
     disk_filesystems,
     host_script,
+    local_host_output,
     parse_df,
     parse_host_output,
     parse_loadavg,
@@ -127,6 +128,24 @@ async def test_reader_reads_this_machine() -> None:
     assert any(fs.mount == "/" for fs in first.filesystems)
     second = await reader.read()
     assert second.uptime >= first.uptime
+
+
+async def test_native_local_read_says_what_the_script_says() -> None:
+    """This machine is read from /proc in-process plus one `df`; the shell script is what SSH
+    hosts run. Both go through one parser and must agree."""
+    executor = LocalExecutor()
+    native = parse_host_output(await local_host_output(executor, first=True, timeout=10))
+    result = await executor.run(["sh", "-c", host_script(first=True)], timeout=10)
+    script = parse_host_output(result.stdout)
+    assert (native.hostname, native.kernel, native.cpus) == (
+        script.hostname,
+        script.kernel,
+        script.cpus,
+    )
+    assert native.meminfo["MemTotal"] == script.meminfo["MemTotal"]
+    assert [fs.mount for fs in native.filesystems] == [fs.mount for fs in script.filesystems]
+    assert native.first_cpu is not None and native.cpu.total >= native.first_cpu.total
+    assert abs(native.uptime - script.uptime) < 60
 
 
 class _BrokenExecutor(LocalExecutor):

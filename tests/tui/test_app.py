@@ -111,6 +111,28 @@ async def test_cursor_keeps_its_row_across_refreshes() -> None:
         assert (pane.selected_row() or Row("", ())).id == "nas"
 
 
+async def test_a_changed_reading_updates_its_cells_in_place() -> None:
+    """Same rows, one value changed: only that row's cells are rewritten (no clear, no re-add),
+    the cursor stays put, and the table shows the new value."""
+    ctx = demo_context()
+    app = HlconApp(ctx, initial_pane=2)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.pane()
+        assert isinstance(pane, TablePane)
+        await pilot.press("down")
+        keys_before = list(pane.table.rows)
+        ctx.store.publish(("host", "pi"), host_state("pi", load=(7.77, 0.35, 0.30)))
+
+        def load_of_pi() -> str:
+            return str(pane.table.get_cell("pi", "Load"))
+
+        await wait_for(pilot, lambda: "7.77" in load_of_pi(), "pi's new load", seen=load_of_pi)
+        assert list(pane.table.rows) == keys_before
+        assert all(a is b for a, b in zip(pane.table.rows, keys_before, strict=True))
+        assert (pane.selected_row() or Row("", ())).id == "nas"
+        assert "7.77" not in str(pane.table.get_cell("nas", "Load"))
+
+
 async def test_help_lists_every_binding_of_pane_and_app() -> None:
     app = HlconApp(demo_context(), initial_pane=2)
     async with app.run_test(size=SIZE) as pilot:

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.panes.base import Row, TablePane
+from tui.panes.base import Row, TablePane, update_static
 
 TAIL = 500  # records shown; `hlcon audit` reads the whole log
 
@@ -124,7 +124,7 @@ class AuditPane(TablePane):
             return
         pending = self.pending()
         box.set_class(bool(pending), "-shown")
-        box.update(pending_text(pending) if pending else "")
+        update_static(box, pending_text(pending) if pending else "")
 
     def tick(self) -> None:
         super().tick()

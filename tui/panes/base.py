@@ -66,6 +66,15 @@ if TYPE_CHECKING:
     from tui.context import ConsoleContext
 
 
+def update_static(widget: Static, content: str | Text) -> None:
+    """`Static.update` unless the content is the same: Textual re-lays out the whole screen on
+    every update, and a pane refreshed after each poll did that many times a minute for nothing
+    (bench/idle_cpu.py)."""
+    if widget.content == content:
+        return
+    widget.update(content)
+
+
 def cell_text(cell: object) -> str:
     """The plain text of a cell, for filtering."""
     if isinstance(cell, Text):
@@ -489,14 +498,17 @@ class TablePane(Pane):
         signature = [(r.id, texts.get(r.id) or tuple(cell_text(c) for c in r.cells)) for r in shown]
         empty = self.query_one("#empty", Static)
         if not shown:
-            empty.update(
+            update_static(
+                empty,
                 f"no rows match {self._filter!r}"
                 if self._filter and self._all
-                else self.empty_message()
+                else self.empty_message(),
             )
         empty.set_class(not shown, "-active")
         if signature == self._signature:
             self._shown = shown
+            return
+        if self._update_in_place(shown, signature):
             return
         current = self.selected_row()
         keep = current.id if current is not None else None
@@ -514,6 +526,27 @@ class TablePane(Pane):
         if keep is not None and any(r.id == keep for r in shown):
             table.move_cursor(row=table.get_row_index(keep), scroll=False)
         table.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    def _update_in_place(self, shown: list[Row], signature: list[tuple[str, Any]]) -> bool:
+        """Same rows in the same order, some cells changed (a CPU %, an age): update just those
+        cells. Clearing and re-adding every row after each poll cost a full re-layout each
+        time, and moved nothing the admin was looking at (bench/idle_cpu.py)."""
+        before = self._signature
+        if before is None or [i for i, _ in before] != [i for i, _ in signature]:
+            return False
+        table = self.table
+        columns = table.ordered_columns
+        for row, (_, old), (_, new) in zip(shown, before, signature, strict=True):
+            if old == new:
+                continue
+            if len(new) > len(columns):
+                return False
+            for column, cell, was, now in zip(columns, row.cells, old, new, strict=False):
+                if was != now:
+                    table.update_cell(row.id, column.key, cell, update_width=True)
+        self._shown = shown
+        self._signature = signature
+        return True
 
     # ------------------------------------------------------------ filter
 

@@ -13,7 +13,7 @@ from textual.widgets import Static
 from lab import health
 from lab.model import Finding, Severity
 from lab.store import Entry
-from tui.panes.base import Row, TablePane
+from tui.panes.base import Row, TablePane, update_static
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold red",
@@ -75,7 +75,7 @@ class OverviewPane(TablePane):
             text.append(label, style)
         sources = f"{len(entries)} source" + ("" if len(entries) == 1 else "s")
         text.append(f"  — {sources}, {faulted} faulted", "dim")
-        summary.update(text)
+        update_static(summary, text)
 
     def rows(self) -> Iterable[Row]:
         for index, f in enumerate(self.findings):

@@ -65,11 +65,15 @@ def worst(findings: Iterable[Finding]) -> Severity:
     return max((f.severity for f in findings), default=Severity.OK)
 
 
-def ago(now: datetime, then: datetime) -> str:
-    """A compact age, the same everywhere hlcon shows one: 4s, 3m, 5h, 2d."""
+def ago(now: datetime, then: datetime, *, step: int = 1) -> str:
+    """A compact age, the same everywhere hlcon shows one: 4s, 3m, 5h, 2d. With `step`,
+    seconds go in steps of that many ("<5s", "5s", "10s" …) so a text redrawn every second
+    changes only every `step` seconds."""
     seconds = max(0, int((now - then).total_seconds()))
+    if step > 1 and seconds < step:
+        return f"<{step}s"
     if seconds < 120:
-        return f"{seconds}s"
+        return f"{seconds - seconds % step}s"
     if seconds < 7200:
         return f"{seconds // 60}m"
     if seconds < 172800:

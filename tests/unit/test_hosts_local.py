@@ -206,3 +206,23 @@ def test_container_overlays_are_not_disks() -> None:
         "shm tmpfs 64 0 64 0% /var/lib/containers/storage/overlay-containers/abc/userdata/shm\n"
     )
     assert [fs.mount for fs in disk_filesystems(parse_df(text))] == ["/", "/srv"]
+
+
+def test_ago_is_compact_and_steps_when_asked() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lab.health import ago
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    assert [ago(t + timedelta(seconds=s), t) for s in (0, 4, 119, 120, 7200, 172800)] == [
+        "0s",
+        "4s",
+        "119s",
+        "2m",
+        "2h",
+        "2d",
+    ]
+    # the pane header's 5 s steps: "<5s", then multiples of 5, then minutes as before
+    stepped = [ago(t + timedelta(seconds=s), t, step=5) for s in (0, 4, 5, 9, 10, 119, 180)]
+    assert stepped == ["<5s", "<5s", "5s", "5s", "10s", "115s", "3m"]
+    assert ago(t - timedelta(seconds=30), t, step=5) == "<5s"  # a clock step back is not negative

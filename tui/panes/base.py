@@ -65,6 +65,10 @@ if TYPE_CHECKING:
     from actions.base import Action
     from tui.context import ConsoleContext
 
+# The header is redrawn every second, and any change repaints every widget of the pane (Textual
+# re-renders each widget whose clip overlaps the dirty region): its ages move in 5 s steps.
+HEADER_AGE_STEP = 5
+
 
 def update_static(widget: Static, content: str | Text) -> None:
     """`Static.update` unless the content is the same: Textual re-lays out the whole screen on
@@ -200,7 +204,7 @@ class Pane(Widget):
             age = "waiting for first reading"
         else:
             # the stalest entry is the honest age of the pane
-            age = f"updated {ago(now, min(times))} ago"
+            age = f"updated {ago(now, min(times), step=HEADER_AGE_STEP)} ago"
             if waiting:
                 age += f" · {len(waiting)} waiting for first reading"
         faults: list[str] = []
@@ -209,13 +213,13 @@ class Pane(Widget):
             if f is None:
                 continue
             last = (
-                f"last good reading {ago(now, entry.last_ok)} ago"
+                f"last good reading {ago(now, entry.last_ok, step=HEADER_AGE_STEP)} ago"
                 if entry.last_ok is not None
                 else "no good reading yet"
             )
             faults.append(
                 f"⚠ {f.what} — {f.where}, since {f.since:%H:%M:%S} "
-                f"({ago(now, f.since)}): {f.why}; {last}"
+                f"({ago(now, f.since, step=HEADER_AGE_STEP)}): {f.why}; {last}"
             )
         return age, faults
 

@@ -1,4 +1,5 @@
-"""Schedules every reader: one task per (domain, target), re-armed after each poll.
+"""Schedules every reader: one task per (domain, target), re-armed after each poll for the next
+slot of a grid all readers share (so readers with one interval poll, and repaint, together).
 
 Polls of one target never overlap (the next sleep starts only after the poll ends), each poll
 has a timeout, and failures back off exponentially up to a cap. A reader's exception becomes a
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -72,6 +74,7 @@ class Poller:
         self.max_backoff = max_backoff
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._wake: dict[Key, asyncio.Event] = {}
+        self._epoch = time.monotonic()
         for reader in self.readers:
             store.expect(reader.key)
 
@@ -107,7 +110,15 @@ class Poller:
         while True:
             ok = await self.poll(reader)
             failures = 0 if ok else failures + 1
-            delay = reader.interval if ok else min(reader.interval * 2**failures, self.max_backoff)
+            if ok:
+                # The next slot of a grid shared by every reader: readers with the same interval
+                # poll together and their readings reach the screen in one repaint, where
+                # "interval after the last poll ended" let them drift apart into one repaint
+                # each. Still never two polls of one target at once: this loop is sequential.
+                interval, since = reader.interval, time.monotonic() - self._epoch
+                delay = interval - since % interval if interval > 0 else 0
+            else:
+                delay = min(reader.interval * 2**failures, self.max_backoff)
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), delay)

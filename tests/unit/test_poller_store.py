@@ -23,8 +23,19 @@ class Sample:
 class ScriptedReader:
     """A reader whose polls follow a script: a number, "fail", or "hang"."""
 
-    def __init__(self, script: list[object], *, interval: float = 0.01, timeout: float = 0.2):
+    def __init__(
+        self,
+        script: list[object],
+        *,
+        interval: float = 0.01,
+        timeout: float = 0.2,
+        name: str = "t1",
+        duration: float = 0.02,
+    ):
         self.script = list(script)
+        self.name = name
+        self.duration = duration
+        self.starts: list[float] = []
         self.calls = 0
         self.active = 0
         self.max_active = 0
@@ -34,7 +45,7 @@ class ScriptedReader:
 
     @property
     def key(self) -> Key:
-        return ("test", "t1")
+        return ("test", self.name)
 
     @property
     def interval(self) -> float:
@@ -46,11 +57,12 @@ class ScriptedReader:
 
     async def read(self) -> Sample:
         self.calls += 1
+        self.starts.append(asyncio.get_running_loop().time())
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
             step = self.script.pop(0) if self.script else 1.0
-            await asyncio.sleep(0.02)  # long enough that an overlapping poll would show
+            await asyncio.sleep(self.duration)  # long enough that an overlapping poll would show
             if step == "fail":
                 raise ReadError("test unreachable", "connection refused")
             if step == "hang":
@@ -74,6 +86,23 @@ async def test_polls_never_overlap_and_rearm() -> None:
     assert reader.calls >= 5
     assert reader.max_active == 1
     assert reader.closed
+
+
+async def test_readers_of_one_interval_stay_in_step() -> None:
+    """A slow and a fast reader with one interval start their polls together every time (one
+    repaint per round), instead of the slow one drifting by its duration each round."""
+    store = Store()
+    fast = ScriptedReader([1.0] * 50, interval=0.3, name="fast", duration=0.0)
+    slow = ScriptedReader([1.0] * 50, interval=0.3, name="slow", duration=0.1)
+    poller = Poller(store, [fast, slow])
+    poller.start()
+    await asyncio.sleep(1.25)
+    await poller.stop()
+    rounds = min(len(fast.starts), len(slow.starts))
+    assert rounds >= 4, (fast.starts, slow.starts)
+    # drifting would put the 4th polls 0.3 s apart; in step they start within a loop tick
+    gaps = [abs(a - b) for a, b in zip(fast.starts[:rounds], slow.starts[:rounds], strict=True)]
+    assert max(gaps) < 0.08, gaps
 
 
 async def test_failure_keeps_last_reading_and_since() -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+BENCH_TIMEOUT = 3600  # seconds per bench; the slowest (hosts with ansible, restore) take ~10 min
 
 
 @dataclass
@@ -204,7 +205,17 @@ def main() -> int:
         loads.append(f"{name} {load:.2f}")
         print(f"== {name} (load {load:.2f}): {' '.join(argv[1:])}", flush=True)
         t = time.monotonic()
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=BENCH_TIMEOUT)
+        except subprocess.TimeoutExpired as exc:
+            # a hung bench must not hang the table: keep what it printed, say where it stopped
+            partial = (exc.stdout or b"") + (exc.stderr or b"")
+            text = partial.decode(errors="replace") if isinstance(partial, bytes) else partial
+            (log_dir / f"{name}.txt").write_text(text)
+            tail = "\n".join(text.splitlines()[-5:])
+            print(f"   {name} timed out after {BENCH_TIMEOUT} s; last lines:\n{tail}", flush=True)
+            rows.append(Row(name, f"timed out after {BENCH_TIMEOUT} s", "", "", "?"))
+            continue
         out = proc.stdout + proc.stderr
         (log_dir / f"{name}.txt").write_text(out)
         shown = [ln for ln in proc.stdout.splitlines() if not ln.startswith("WARNING: Location")]

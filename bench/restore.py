@@ -62,9 +62,19 @@ def generate(root: Path, mb: int) -> tuple[int, int]:
     return files, 8 * big + 2000 * per
 
 
+STEP_TIMEOUT = 1800  # seconds for any one step: a hang names its step instead of hanging
+
+
 def run(argv: list[str], env: dict[str, str]) -> float:
     t = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        argv,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=STEP_TIMEOUT,
+    )
     return time.perf_counter() - t
 
 
@@ -77,9 +87,9 @@ async def hlcon_restore(lab: Lab, snapshot: str, include: str, target: Path) -> 
         lab,
         {"snapshot": snapshot, "include": [include], "target": str(target)},
     )
-    prepared = await runner.prepare(action)
+    prepared = await asyncio.wait_for(runner.prepare(action), STEP_TIMEOUT)
     t1 = time.perf_counter()
-    result = await runner.run(prepared, "yes")
+    result = await asyncio.wait_for(runner.run(prepared, "yes"), STEP_TIMEOUT)
     t2 = time.perf_counter()
     if not result.ok:
         raise SystemExit(f"hlcon restore failed: {result.outcome.message}")
@@ -102,17 +112,21 @@ def main() -> int:
         env = {**os.environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD_FILE": str(pw)}
         t = time.perf_counter()
         files, size = generate(src, args.mb)
-        print(f"generated {files} files, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f}s")
+        print(
+            f"generated {files} files, {size / 1e6:.0f} MB in {time.perf_counter() - t:.1f}s",
+            flush=True,
+        )
         run(["restic", "init"], env)
         subprocess.run(["sync"], check=False)
         t = run(["restic", "backup", "--host", "bench", str(src)], env)
-        print(f"restic backup: {t:.1f}s")
+        print(f"restic backup: {t:.1f}s", flush=True)
         snap = subprocess.run(
             ["restic", "snapshots", "--json", "--latest", "1"],
             env=env,
             capture_output=True,
             text=True,
             check=True,
+            timeout=STEP_TIMEOUT,
         ).stdout
         import json
 
@@ -131,6 +145,7 @@ def main() -> int:
         for r in range(args.rounds):
             order = ["raw", "verify", "hlcon"] if r % 2 == 0 else ["hlcon", "verify", "raw"]
             for kind in order:
+                print(f"round {r + 1}/{args.rounds}: {kind}", flush=True)  # where a hang stopped
                 target = work / f"out-{kind}-{r}"
                 if kind == "raw":
                     raw.append(run(["restic", "restore", snapshot, "--target", str(target)], env))

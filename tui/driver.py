@@ -34,8 +34,9 @@ class QuietLinuxDriver(LinuxDriver):
 
     def disable_input(self) -> None:
         # Wake the input thread so it sees exit_event at once instead of at its next timeout.
-        with contextlib.suppress(OSError):
-            os.write(self._wake_write, b"x")
+        if self._wake_write >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_write, b"x")
         super().disable_input()
 
     def _drain_wake(self) -> None:
@@ -90,6 +91,8 @@ class QuietLinuxDriver(LinuxDriver):
 
     def close(self) -> None:
         super().close()
-        for fd in (self._wake_read, self._wake_write):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        fds, (self._wake_read, self._wake_write) = (self._wake_read, self._wake_write), (-1, -1)
+        for fd in fds:  # -1 from now on: a closed number may be reused by another file
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)

@@ -523,7 +523,12 @@ class HostReader:
             argv = ["sh", "-c", host_script(first=first, units=self.units)]
             if self.units:
                 argv += ["hlcon-host", *self.services]  # "$0", then the services as "$@"
-            result = await self.executor.run(argv, timeout=self._timeout)
+            # SSH hosts run it in their long-lived poll shell: one round trip a poll
+            run_polled = getattr(self.executor, "run_polled", None)
+            if run_polled is not None:
+                result = await run_polled(argv, timeout=self._timeout)
+            else:
+                result = await self.executor.run(argv, timeout=self._timeout)
             if not result.stdout.strip():
                 raise ReadError("host read failed", f"no output ({result.brief()})")
             output = result.stdout

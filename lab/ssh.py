@@ -27,6 +27,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import shlex
 import tempfile
 import time
@@ -249,6 +250,8 @@ class SshHost:
         self._forward: asyncssh.SSHListener | None = None
         self._forward_conn: asyncssh.SSHClientConnection | None = None
         self._socket_path: Path | None = None
+        self._shell: _PollShell | None = None
+        self._shell_lock = asyncio.Lock()
         self.connects = 0  # how many connections were made (for tests and the bench)
 
     @property
@@ -422,6 +425,33 @@ class SshHost:
             code = 128 + _signal_number(proc.exit_signal[0] if proc.exit_signal else None)
         return CommandResult(tuple(str(a) for a in argv), code, out, err)
 
+    async def run_polled(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        """`run` for the command a reader repeats every poll: it goes to one long-lived `sh` on
+        the connection, as one quoted line, so a poll costs one round trip instead of a channel
+        open, an exec request and a close (~2.3 round trips, and a third of the CPU). One
+        command at a time; a timeout or a broken channel drops that shell (the next poll starts
+        another), never the connection."""
+        command, _ = remote_command(argv)
+        async with self._shell_lock, asyncio.timeout(timeout):
+            conn = await self.connection()
+            shell = self._shell
+            if shell is None or not shell.usable(conn):
+                try:
+                    shell = self._shell = await _PollShell.start(conn)
+                except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
+                    self._conn = None
+                    raise HostUnreachable(self.name, f"connection lost: {exc}") from None
+            try:
+                code, out, err = await shell.run(command)
+            except BaseException as exc:
+                # timed out, cancelled, or the shell died: its state is unknown, start afresh
+                self._shell = None
+                shell.close()
+                if isinstance(exc, asyncio.IncompleteReadError | asyncssh.Error | OSError):
+                    raise HostUnreachable(self.name, f"poll shell lost: {exc}") from None
+                raise
+        return CommandResult(tuple(str(a) for a in argv), code, out, err)
+
     async def docker_url(self) -> str:
         """unix:// URL of a local socket forwarded to this host's Docker/Podman API socket."""
         conn = await self.connection()
@@ -449,6 +479,9 @@ class SshHost:
         return f"unix://{local}"
 
     async def close(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
         if self._forward is not None:
             self._forward.close()
             self._forward = None
@@ -464,6 +497,51 @@ class SshHost:
             with contextlib.suppress(Exception):
                 await self._conn.wait_closed()
             self._conn = None
+
+
+class _PollShell:
+    """`sh` reading command lines on stdin, on one channel of one connection. Each command's
+    stdin is /dev/null (it must not eat the lines after it); its end is a marker line with a
+    random nonce and the exit status. Stderr is drained all the time (an unread stream would
+    stall the channel's window) and what arrived during a command is reported with it."""
+
+    def __init__(self, conn: asyncssh.SSHClientConnection, proc: Any) -> None:
+        self.conn = conn
+        self.proc = proc
+        self._err: list[str] = []
+        self._drain = asyncio.create_task(self._drain_stderr(), name="ssh poll shell stderr")
+
+    @classmethod
+    async def start(cls, conn: asyncssh.SSHClientConnection) -> _PollShell:
+        proc = await conn.create_process("sh", encoding="utf-8", errors="replace")
+        return cls(conn, proc)
+
+    def usable(self, conn: asyncssh.SSHClientConnection) -> bool:
+        return self.conn is conn and not self.proc.is_closing() and not self._drain.done()
+
+    async def _drain_stderr(self) -> None:
+        with contextlib.suppress(Exception):
+            while chunk := await self.proc.stderr.read(4096):
+                self._err.append(chunk)
+                if len(self._err) > 64:  # bounded: keep the latest
+                    del self._err[:-64]
+
+    async def run(self, command: str) -> tuple[int, str, str]:
+        self._err.clear()
+        marker = f"@@hlcon-end-{secrets.token_hex(8)} "
+        self.proc.stdin.write(f"{command} </dev/null; printf '\\n{marker}%d\\n' \"$?\"\n")
+        data: str = await self.proc.stdout.readuntil("\n" + marker)
+        status = (await self.proc.stdout.readline()).strip()
+        out = data[: -len(marker) - 1]
+        await asyncio.sleep(0)  # let stderr that came with the output be drained
+        return int(status) if status.isdigit() else 127, out, "".join(self._err)
+
+    def close(self) -> None:
+        self._drain.cancel()
+        with contextlib.suppress(Exception):
+            self.proc.send_signal("KILL")
+        with contextlib.suppress(Exception):
+            self.proc.close()
 
 
 def _signal_number(name: str | None) -> int:
@@ -507,6 +585,9 @@ class SshExecutor:
         on_line: LineSink | None = None,
     ) -> CommandResult:
         return await self.ssh.run(argv, timeout=timeout, input=input, env=env, on_line=on_line)
+
+    async def run_polled(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        return await self.ssh.run_polled(argv, timeout=timeout)
 
     async def docker_url(self) -> str:
         return await self.ssh.docker_url()

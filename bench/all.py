@@ -7,7 +7,8 @@ containers.py, hosts.py and restore.py as subprocesses with this interpreter (ea
 own figures; their full output is kept under --log), reads the figures from their output and
 prints a Markdown table the README copies. --quick shortens the slow ones (fewer rounds, a
 smaller restore, no ansible) for a smoke run; the README's figures come from a full run.
-Run it on a quiet machine: the load average is printed before each bench. Needs root (sshd,
+Run it on a quiet machine: before each bench it waits (up to 2 min) for the CPUs to be 90 %
+idle for 3 s, and prints that and the load average. Needs root (sshd,
 network namespaces) and the system packages dev/test installs.
 """
 
@@ -35,6 +36,30 @@ class Row:
     peer: str
     goal: str
     met: str
+
+
+def cpu_idle_fraction(seconds: float = 1.0) -> float:
+    """Share of all CPUs' time spent idle over the next `seconds` (/proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
+    idle0, total0 = sample()
+    time.sleep(seconds)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def settle(limit: float = 120.0, idle: float = 0.9, quiet_seconds: int = 3) -> float:
+    """Wait (up to `limit` s) until the CPUs are `idle` for `quiet_seconds` in a row — the last
+    bench's demo lab takes a while to wind down. Returns the idle share of the last second."""
+    deadline = time.monotonic() + limit
+    streak, last = 0, 0.0
+    while time.monotonic() < deadline and streak < quiet_seconds:
+        last = cpu_idle_fraction()
+        streak = streak + 1 if last >= idle else 0
+    return last
 
 
 def find(pattern: str, text: str, group: int = 1) -> str | None:
@@ -201,9 +226,11 @@ def main() -> int:
     for name in names:
         full, quick, parse = BENCHES[name]
         argv = [sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)]
+        idle = settle()
         load = os.getloadavg()[0]
-        loads.append(f"{name} {load:.2f}")
-        print(f"== {name} (load {load:.2f}): {' '.join(argv[1:])}", flush=True)
+        loads.append(f"{name} {load:.2f} ({idle:.0%} idle)")
+        state = f"load {load:.2f}, CPUs {idle:.0%} idle"
+        print(f"== {name} ({state}): {' '.join(argv[1:])}", flush=True)
         t = time.monotonic()
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=BENCH_TIMEOUT)

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 RESTIC = "restic"
 MAX_LOCKS_READ = 10  # `cat lock` per lock; a repository with more is broken anyway
+RESTIC_ASK_AT_LEAST = 600.0  # seconds: an unchanged local repository is still read this often
 
 # ---------------------------------------------------------------- errors
 
@@ -632,7 +634,8 @@ class RepoReader:
         self._interval = max(lab.config.console.refresh, 60.0)
         self._timeout = max(lab.config.console.timeout, 60.0)
         self._stats: tuple[frozenset[str], RepoStats] | None = None
-        self._last: tuple[object, RepoState] | None = None  # (local fingerprint, state)
+        # (local fingerprint, state, monotonic time restic was last asked)
+        self._last: tuple[object, RepoState, float] | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -676,9 +679,16 @@ class RepoReader:
         # restic costs a key derivation per run (~0.5 s of CPU here): skip it while the local
         # repository's files are unchanged, re-aging what was read (bench/idle_cpu.py)
         fingerprint = await asyncio.to_thread(self._local_fingerprint)
-        if fingerprint is not None and self._last is not None and self._last[0] == fingerprint:
+        last_read = self._last
+        if (
+            fingerprint is not None
+            and last_read is not None
+            and last_read[0] == fingerprint
+            # still ask now and then: a changed password or permissions must not hide forever
+            and time.monotonic() - last_read[2] < RESTIC_ASK_AT_LEAST
+        ):
             now = self.lab.clock()
-            last = self._last[1]
+            last = last_read[1]
             return replace(
                 last,
                 at=now,
@@ -686,7 +696,7 @@ class RepoReader:
                 last_check=load_check(self.lab.config, self.cfg.name),
             )
         state = await self._read_with_restic()
-        self._last = (fingerprint, state) if fingerprint is not None else None
+        self._last = (fingerprint, state, time.monotonic()) if fingerprint is not None else None
         return state
 
     async def _read_with_restic(self) -> RepoState:

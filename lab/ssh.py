@@ -529,7 +529,8 @@ class _PollShell:
     async def run(self, command: str) -> tuple[int, str, str]:
         self._err.clear()
         marker = f"@@hlcon-end-{secrets.token_hex(8)} "
-        self.proc.stdin.write(f"{command} </dev/null; printf '\\n{marker}%d\\n' \"$?\"\n")
+        # In a subshell: a builtin (exit, exec, cd) must not end or change the poll shell.
+        self.proc.stdin.write(f"( {command} ) </dev/null; printf '\\n{marker}%d\\n' \"$?\"\n")
         data: str = await self.proc.stdout.readuntil("\n" + marker)
         status = (await self.proc.stdout.readline()).strip()
         out = data[: -len(marker) - 1]

@@ -114,13 +114,17 @@ async def test_command_timeout_kills_the_command_not_the_connection(lab: Lab) ->
     assert ssh_host(lab, "h3").connects == 1
 
 
+# The poll shell's PID: the command runs in a subshell of it, whose parent it is.
+POLL_SHELL_PID = ["sh", "-c", "cut -d' ' -f4 /proc/$PPID/stat"]
+
+
 async def test_poll_shell_runs_repeated_commands_in_one_remote_shell(lab: Lab) -> None:
     """run_polled: the same long-lived `sh` each time (its PID is the commands' parent), argv
     quoted as with run, output and exit status exact, stdin never shared with the next line."""
     ex = lab.executor("h0")
     assert isinstance(ex, SshExecutor)
-    parents = {(await ex.run_polled(["sh", "-c", "echo $PPID"], timeout=5)).stdout for _ in "abc"}
-    assert len(parents) == 1
+    shells = {(await ex.run_polled(POLL_SHELL_PID, timeout=5)).stdout for _ in "abc"}
+    assert len(shells) == 1  # each command runs in a subshell of one and the same shell
     pwned = Path("/tmp/hlcon-pwned-ssh-poll")
     pwned.unlink(missing_ok=True)
     nasty = ["x; touch /tmp/hlcon-pwned-ssh-poll", "$(id)", "`id`", "a'b\"c", "*", "  spaced  "]
@@ -133,16 +137,18 @@ async def test_poll_shell_runs_repeated_commands_in_one_remote_shell(lab: Lab) -
     assert eats_stdin.returncode == 7 and eats_stdin.stdout == ""
     after = await ex.run_polled(["echo", "next line intact"], timeout=5)
     assert after.stdout == "next line intact\n"
+    assert (await ex.run_polled(["exit", "3"], timeout=5)).returncode == 3  # a builtin, too
+    assert {(await ex.run_polled(POLL_SHELL_PID, timeout=5)).stdout} == shells  # still the same
     assert ssh_host(lab, "h0").connects == 1
 
 
 async def test_poll_shell_timeout_starts_a_new_shell_on_the_same_connection(lab: Lab) -> None:
     ex = lab.executor("h1")
     assert isinstance(ex, SshExecutor)
-    before = (await ex.run_polled(["sh", "-c", "echo $PPID"], timeout=5)).stdout
+    before = (await ex.run_polled(POLL_SHELL_PID, timeout=5)).stdout
     with pytest.raises(TimeoutError):
         await ex.run_polled(["sleep", "30"], timeout=0.5)
-    after = (await ex.run_polled(["sh", "-c", "echo $PPID"], timeout=5)).stdout
+    after = (await ex.run_polled(POLL_SHELL_PID, timeout=5)).stdout
     assert after != before  # the stuck shell was dropped, a fresh one answers
     assert ssh_host(lab, "h1").connects == 1
 

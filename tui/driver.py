@@ -59,9 +59,11 @@ class QuietLinuxDriver(LinuxDriver):
         read = os.read
 
         def timeout() -> float:
-            deadline: float | None = getattr(parser, "_timeout_time", 0.0)
+            deadline = getattr(parser, "_timeout_time", "unknown")
             if deadline is None:
                 return IDLE_WAIT  # nothing half-read: only input (or the wake pipe) matters
+            if not isinstance(deadline, float | int):
+                return 0.1  # a Textual without that attribute: its own cadence
             return max(0.0, min(0.1, deadline - get_time()))
 
         def process(events: list[tuple[selectors.SelectorKey, int]], final: bool = False) -> None:

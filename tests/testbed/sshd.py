@@ -336,7 +336,10 @@ class DelayProxy:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
+        # stop() cancels every task; the handler then ends quietly (asyncio's server logs a
+        # traceback for a connection handler that ends cancelled)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(self._pipe(reader, up_w), self._pipe(up_r, writer))
         for w in (writer, up_w):
             w.close()
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from textual.command import CommandList, CommandPalette
@@ -97,14 +98,21 @@ async def test_filter_narrows_rows_and_escape_clears() -> None:
         assert len(pane.filtered_rows()) == 3
 
 
-async def test_cursor_keeps_its_row_across_refreshes() -> None:
-    ctx = demo_context()
+@contextlib.asynccontextmanager
+async def hosts_pane_on_nas(ctx: ConsoleContext) -> AsyncIterator[tuple[Any, TablePane]]:
+    """The demo's hosts pane with the cursor on its second row, "nas"."""
     app = HlconApp(ctx, initial_pane=2)
     async with app.run_test(size=SIZE) as pilot:
         pane = app.pane()
         assert isinstance(pane, TablePane)
         await pilot.press("down")
         assert (pane.selected_row() or Row("", ())).id == "nas"
+        yield pilot, pane
+
+
+async def test_cursor_keeps_its_row_across_refreshes() -> None:
+    ctx = demo_context()
+    async with hosts_pane_on_nas(ctx) as (pilot, pane):
         # a new host sorts before "nas": the cursor must stay on nas, not on index 1
         ctx.store.publish(("host", "alpha"), host_state("alpha"))
         await wait_for(pilot, lambda: len(pane.filtered_rows()) == 4, "alpha shown")
@@ -115,11 +123,7 @@ async def test_a_changed_reading_updates_its_cells_in_place() -> None:
     """Same rows, one value changed: only that row's cells are rewritten (no clear, no re-add),
     the cursor stays put, and the table shows the new value."""
     ctx = demo_context()
-    app = HlconApp(ctx, initial_pane=2)
-    async with app.run_test(size=SIZE) as pilot:
-        pane = app.pane()
-        assert isinstance(pane, TablePane)
-        await pilot.press("down")
+    async with hosts_pane_on_nas(ctx) as (pilot, pane):
         keys_before = list(pane.table.rows)
         ctx.store.publish(("host", "pi"), host_state("pi", load=(7.77, 0.35, 0.30)))
 

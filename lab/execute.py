@@ -95,7 +95,7 @@ class LocalExecutor:
                 )
             else:
                 out, err = await asyncio.wait_for(_stream(proc, input, on_line), timeout)
-        except (TimeoutError, asyncio.CancelledError):
+        except BaseException:  # timeout, cancel, or a line sink that raised: no orphan left
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
             with contextlib.suppress(Exception):
@@ -125,8 +125,9 @@ async def _stream(
             out.append(raw)
             on_line(raw.decode(errors="replace").rstrip("\n"))
 
-    pump_task = asyncio.create_task(pump())
-    err = await proc.stderr.read()
-    await pump_task
+    # Together: if the pump fails (a sink raised, a line over the stream limit), stdout is no
+    # longer drained, the command blocks on a full pipe and stderr never ends — so the failure
+    # must surface at once, not after stderr's EOF.
+    err, _ = await asyncio.gather(proc.stderr.read(), pump())
     await proc.wait()
     return b"".join(out), err

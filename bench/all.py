@@ -255,6 +255,9 @@ def main() -> int:
         print(f"   ({time.monotonic() - t:.0f} s)", flush=True)
     print(f"\n{os.cpu_count()} CPUs; load average before each bench: {', '.join(loads)}")
     print(f"outputs: {log_dir}\n")
+    if args.quick:
+        print("--quick: smaller runs than the row labels say (those name the full run's sizes);")
+        print("a smoke test of every bench, not figures to compare with the goals.\n")
     print("| Bench | hlcon | Peer (same run) | Goal | Met? |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,22 +32,12 @@ from lab.containers import ContainersReader, DockerEndpoint
 from lab.model import ContainerEndpointState
 from lab.poller import Poller
 from lab.store import Store
-from tests.testbed.podman import IMAGE, idle_command, podman, podman_service
+from tests.testbed.demo import create_idle_containers
+from tests.testbed.podman import podman_service
 
 
 def create_containers(env: dict[str, str], count: int) -> list[str]:
-    names = [f"bench-{i:03d}" for i in range(count)]
-    existing = set(podman(env, "ps", "-a", "--format", "{{.Names}}").split())
-
-    def create(name: str) -> None:
-        if name not in existing:
-            podman(env, "create", "--name", name, "--network", "none", IMAGE, *idle_command())
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(create, names))
-    for i in range(0, count, 50):  # `podman start` takes many names at once
-        podman(env, "start", *names[i : i + 50], timeout=600)
-    return names
+    return create_idle_containers(env, count, prefix="bench")
 
 
 def timed_cli(env: dict[str, str], argv: list[str], rounds: int) -> list[float]:

@@ -84,11 +84,14 @@ class DemoLab:
 
 
 def create_idle_containers(env: dict[str, str], count: int, prefix: str = "demo") -> list[str]:
-    """`count` running busybox containers PREFIX-000 … (no network, PID 1 exits on TERM)."""
+    """`count` running busybox containers PREFIX-000 … (no network, PID 1 exits on TERM);
+    names that already exist are started, not created again."""
     names = [f"{prefix}-{i:03d}" for i in range(count)]
+    existing = set(podman(env, "ps", "-a", "--format", "{{.Names}}").split())
 
     def create(name: str) -> None:
-        podman(env, "create", "--name", name, "--network", "none", IMAGE, *idle_command())
+        if name not in existing:
+            podman(env, "create", "--name", name, "--network", "none", IMAGE, *idle_command())
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(create, names))

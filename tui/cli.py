@@ -7,7 +7,11 @@ its parser and sets `func(args) -> int` (the exit code).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +66,12 @@ def _add_global_options(sub: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # `kill -USR1 PID` prints every thread's stack — to $HLCON_STACK_DUMP if set (the screen
+    # would paint over it), else stderr: how a console that will not quit says where it is stuck.
+    with contextlib.suppress(Exception):  # no usable stderr (captured, closed): no dump
+        dump = os.environ.get("HLCON_STACK_DUMP")
+        out = open(dump, "a") if dump else sys.stderr  # noqa: SIM115 - open for the process
+        faulthandler.register(signal.SIGUSR1, file=out, all_threads=True)
     words = sys.argv[1:] if argv is None else list(argv)
     # Plain `hlcon` starts the TUI: importing every command module first would only delay its
     # first frame (~0.1 s), so the subcommands are registered when one (or help) is asked for.

@@ -30,8 +30,9 @@ CONTAINER = "e2e-restart-me"
 class Pane:
     """One tmux server (own socket) with one 100x30 pane running a command."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, dump: Path | None = None) -> None:
         self.name = name
+        self.dump = dump or Path(f"/tmp/{name}.stacks")  # HLCON_STACK_DUMP for the command
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(
@@ -59,6 +60,21 @@ class Pane:
                 return text
             time.sleep(0.1)
         raise AssertionError(f"the pane never showed {what!r}; it shows:\n{text}")
+
+    def stuck_report(self) -> str:
+        """hlcon did not quit: ask it for every thread's stack (tui/cli.py registers SIGUSR1
+        with faulthandler) and return what the pane then shows, scrollback included."""
+        shell = self.tmux("display-message", "-p", "#{pane_pid}").strip()
+        pids = subprocess.run(
+            ["pgrep", "-P", shell, "-f", "hlcon"], capture_output=True, text=True
+        ).stdout.split()
+        for pid in pids:
+            subprocess.run(["kill", "-USR1", pid], check=False)
+        time.sleep(2)
+        text = self.tmux("capture-pane", "-p", "-S", "-300")
+        stacks = self.dump.read_text() if self.dump.exists() else "(no stack dump written)"
+        who = f"hlcon (pids {pids or 'gone'})"
+        return f"{who} did not quit within 60 s; the pane:\n{text}\nstacks:\n{stacks}"
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.name, "kill-server"], capture_output=True)
@@ -95,12 +111,13 @@ def test_restart_a_container_with_keystrokes(
         "wireguard = false\n"
     )
     before = started_at(lab_containers.env, restartable)
-    pane = Pane(f"hlcon-e2e-{tmp_path.name}")
+    pane = Pane(f"hlcon-e2e-{tmp_path.name}", tmp_path / "stacks.txt")
     command = shlex.join(
         [
             "env",
             "TERM=xterm-256color",
             f"XDG_STATE_HOME={tmp_path}",
+            f"HLCON_STACK_DUMP={tmp_path / 'stacks.txt'}",
             str(HLCON),
             "--config",
             str(config),
@@ -138,6 +155,9 @@ def test_restart_a_container_with_keystrokes(
         assert log.verify().ok
         assert started_at(lab_containers.env, restartable) != before
         pane.keys("q")
-        pane.wait_for("hlcon exited 0")
+        try:
+            pane.wait_for("hlcon exited 0")
+        except AssertionError:
+            raise AssertionError(pane.stuck_report()) from None
     finally:
         pane.kill()

@@ -19,6 +19,7 @@ from lab.model import (
     Key,
     Severity,
     WgInterface,
+    compact_age,
     utcnow,
 )
 from lab.store import Entry, Store
@@ -69,16 +70,7 @@ def ago(now: datetime, then: datetime, *, step: int = 1) -> str:
     """A compact age, the same everywhere hlcon shows one: 4s, 3m, 5h, 2d. With `step`,
     seconds go in steps of that many ("<5s", "5s", "10s" …) so a text redrawn every second
     changes only every `step` seconds."""
-    seconds = max(0, int((now - then).total_seconds()))
-    if step > 1 and seconds < step:
-        return f"<{step}s"
-    if seconds < 120:
-        return f"{seconds - seconds % step}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m"
-    if seconds < 172800:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+    return compact_age((now - then).total_seconds(), step=step)
 
 
 # ---------------------------------------------------------------- hosts

@@ -19,6 +19,39 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def compact_age(seconds: float, *, step: int = 1) -> str:
+    """A compact age, the same everywhere hlcon shows one: 4s, 3m, 5h, 2d (lab.health.ago)."""
+    s = max(0, int(seconds))
+    if step > 1 and s < step:
+        return f"<{step}s"
+    if s < 120:
+        return f"{s - s % step}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def compact_bytes(n: float) -> str:
+    """1023 B, 1.5 KiB … (tui.format.bytes_h, for the summaries below)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
+
+
+def _uptime(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
 class Severity(IntEnum):
     """Ordered worst-last, so max() finds the worst. Exit codes follow Nagios."""
 
@@ -51,6 +84,10 @@ Key = tuple[str, str]
 class Reading(Protocol):
     @property
     def at(self) -> datetime: ...
+
+    def summary(self) -> str:
+        """One line for plain `hlcon status`, from the reading alone (ages as of `at`)."""
+        ...
 
 
 @runtime_checkable
@@ -170,6 +207,16 @@ class HostState:
             out["cpu"] = self.cpu_percent
         return out
 
+    def summary(self) -> str:
+        cpu = f"cpu {self.cpu_percent:.0f}%" if self.cpu_percent is not None else "cpu ?"
+        disks = ", ".join(f"{fs.mount} {fs.percent:.0f}%" for fs in self.filesystems[:4])
+        load = " ".join(f"{v:.2f}" for v in self.load)
+        return (
+            f"{self.hostname}: {cpu}, mem {self.mem_percent:.0f}% of "
+            f"{compact_bytes(self.mem_total)}, load {load}, up {_uptime(self.uptime)}"
+            + (f", disks {disks}" if disks else "")
+        )
+
 
 # ---------------------------------------------------------------- containers
 
@@ -218,6 +265,17 @@ class ContainerEndpointState:
     engine: str  # "podman 4.3.1", "docker 24.0.7"
     api_version: str
     containers: tuple[Container, ...] = ()
+
+    def summary(self) -> str:
+        running = sum(1 for c in self.containers if c.state == "running")
+        unhealthy = sum(1 for c in self.containers if c.health == "unhealthy")
+        restarting = sum(1 for c in self.containers if c.state == "restarting")
+        extra = "".join(
+            f", {n} {label}"
+            for n, label in ((unhealthy, "unhealthy"), (restarting, "restarting"))
+            if n
+        )
+        return f"{self.engine}: {len(self.containers)} containers, {running} running{extra}"
 
 
 # ---------------------------------------------------------------- vpn
@@ -270,6 +328,20 @@ class WgInterface:
     @property
     def online_count(self) -> int:
         return sum(1 for p in self.peers if p.online)
+
+    def summary(self) -> str:
+        if not self.up:
+            return f"{self.name}@{self.host}: down"
+        live = [p for p in self.peers if not p.disabled]
+        port = f", port {self.listen_port}" if self.listen_port else ""
+        addresses = f" {', '.join(self.addresses)}" if self.addresses else ""
+        disabled = len(self.peers) - len(live)
+        return (
+            f"{self.name}@{self.host}{addresses}: up{port}, {len(live)} peers, "
+            f"{self.online_count} online, {sum(1 for p in live if p.stale)} stale"
+            + (f", {disabled} disabled" if disabled else "")
+            + f" ({self.source})"
+        )
 
     def metrics(self) -> Mapping[str, float]:
         return {
@@ -356,6 +428,30 @@ class RepoState:
     @property
     def newest(self) -> Snapshot | None:
         return max(self.snapshots, key=lambda s: s.time) if self.snapshots else None
+
+    def summary(self) -> str:
+        parts = [f"restic {self.restic_version}" if self.restic_version else "restic"]
+        newest = self.newest
+        if newest is None:
+            parts.append("no snapshots")
+        else:
+            groups = len(self.groups)
+            parts.append(
+                f"{len(self.snapshots)} snapshots in {groups} group{'' if groups == 1 else 's'}"
+                f", newest {compact_age((self.at - newest.time).total_seconds())} old"
+            )
+        if self.stats is not None:
+            parts.append(compact_bytes(self.stats.total_size))
+        check = self.last_check
+        if check is None:
+            parts.append("never checked by hlcon")
+        else:
+            age = compact_age((self.at - check.at).total_seconds())
+            parts.append(f"check {'ok' if check.ok else 'FAILED'} {age} ago")
+        stale = sum(1 for lock in self.locks if lock.stale)
+        if stale:
+            parts.append(f"{stale} stale lock{'' if stale == 1 else 's'}")
+        return f"{self.name} ({self.repository}): " + ", ".join(parts)
 
     def metrics(self) -> Mapping[str, float]:
         out: dict[str, float] = {"snapshots": float(len(self.snapshots))}

@@ -16,11 +16,11 @@ from lab import __version__
 from lab.config import Config, ConfigError, load_config
 from lab.health import evaluate, worst
 from lab.jsonview import entry_to_json, finding_to_json
-from lab.model import ContainerEndpointState, HostState, Severity, utcnow
+from lab.model import Finding, Severity, utcnow
 from lab.poller import Poller
 from lab.store import Entry, Store
 from lab.wiring import Lab
-from tui.format import ago, bytes_h, duration_h
+from tui.format import ago
 
 
 def register(sub: Any) -> None:
@@ -42,22 +42,20 @@ async def collect(config: Config) -> tuple[Store, Lab]:
 
 
 def summary(entry: Entry) -> str:
+    """The entry's one line: every reading type says what it read (lab.model `summary()`)."""
     r = entry.reading
     if r is None:
-        return "no reading"
-    if isinstance(r, HostState):
-        cpu = f"cpu {r.cpu_percent:.0f}%" if r.cpu_percent is not None else "cpu ?"
-        disks = ", ".join(f"{fs.mount} {fs.percent:.0f}%" for fs in r.filesystems[:4])
-        return (
-            f"{r.hostname}: {cpu}, mem {r.mem_percent:.0f}% of {bytes_h(r.mem_total)}, "
-            f"load {r.load[0]:.2f} {r.load[1]:.2f} {r.load[2]:.2f}, up {duration_h(r.uptime)}"
-            + (f", disks {disks}" if disks else "")
-        )
-    if isinstance(r, ContainerEndpointState):
-        running = sum(1 for c in r.containers if c.state == "running")
-        return f"{r.engine}: {len(r.containers)} containers, {running} running"
-    custom = getattr(r, "summary", None)
-    return str(custom()) if callable(custom) else type(r).__name__
+        return "no reading yet"
+    return r.summary()
+
+
+def overall(store: Store, findings: list[Finding]) -> Severity:
+    """The exit status: the worst finding, and never better than UNKNOWN while nothing is
+    configured or a source has neither a reading nor a fault (nothing seen is not "OK")."""
+    status = worst(findings)
+    if len(store) == 0 or any(e.reading is None and e.fault is None for e in store):
+        status = max(status, Severity.UNKNOWN)
+    return status
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     store, _ = asyncio.run(collect(config))
     now = utcnow()
     findings = evaluate(store, config, now)
-    status = worst(findings)
-    if len(store) == 0:
-        status = Severity.UNKNOWN  # nothing configured could be read: that is not "OK"
+    status = overall(store, findings)
     if args.json:
         doc = {
             "hlcon": __version__,
@@ -90,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         if entry.fault is not None:
             f = entry.fault
             print(f"  {where:<28} FAULT {f.what}: {f.why} (since {ago(now, f.since)} ago)")
+        elif entry.reading is None:
+            print(f"  {where:<28} UNKNOWN no reading yet")
         else:
             print(f"  {where:<28} {summary(entry)}")
     if findings:

@@ -24,6 +24,7 @@ from textual.widgets import Footer, Input, RichLog, Static
 
 from lab.containers import LogBuffer, follow_logs
 from lab.poller import ReadError
+from tui.panes.base import update_static
 
 if TYPE_CHECKING:
     from lab.containers import DockerEndpoint
@@ -81,6 +82,7 @@ class LogsScreen(Screen[None]):
         self.wrap = False
         self.following = follow
         self.problem: str | None = None
+        self._recount_pending = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="logs-header")
@@ -112,12 +114,11 @@ class LogsScreen(Screen[None]):
         self.problem = None
         stream = self.source(tail)
         try:
-            first = True
             async for line in stream:
-                if first:
-                    first = False
-                    self.update_header()
                 self.add_line(line)
+                # The header counts the lines shown: recount once the burst that arrived
+                # together is in (one header update per burst, not one per line).
+                self._recount_soon()
             else:
                 self.following = False
                 self.problem = "the log stream ended (the container stopped?)"
@@ -127,6 +128,15 @@ class LogsScreen(Screen[None]):
         finally:
             await stream.aclose()
             self.update_header()
+
+    def _recount_soon(self) -> None:
+        if not self._recount_pending:
+            self._recount_pending = True
+            self.call_later(self._recount)
+
+    def _recount(self) -> None:
+        self._recount_pending = False
+        self.update_header()
 
     def add_line(self, line: str) -> None:
         self.buffer.append(line)
@@ -150,17 +160,18 @@ class LogsScreen(Screen[None]):
         except Exception:
             return
         state = "following" if self.following else "paused"
+        count = len(self.buffer.lines)
         text = Text.assemble(
             ("Logs ", "bold"),
             (f"{self.container}@{self.endpoint.name}", "bold"),
-            f"  {state} · {len(self.buffer.lines)} lines",
+            f"  {state} · {count} line{'' if count == 1 else 's'}",
             f" · wrap {'on' if self.wrap else 'off'}",
         )
         if self.pattern:
             text.append(f" · filter {self.pattern!r}: {len(self.shown_lines())} match")
         if self.problem:
             text.append(f"  ⚠ {self.problem}", "bold red")
-        header.update(text)
+        update_static(header, text)
 
     # ------------------------------------------------------------ keys
 

@@ -29,7 +29,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from lab.files import MIB, UnreadableFile, expand_user, read_regular_file
 from lab.secrets import SCHEMES, SecretRef
+
+CONFIG_MAX_BYTES = 1 * MIB  # a config is a few KiB; more is the wrong file (or /dev/zero)
 
 
 def doc(text: str, **kw: Any) -> Any:
@@ -337,10 +340,13 @@ def xdg_config_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 def locate_config(path: Path | None = None, env: Mapping[str, str] = os.environ) -> ConfigLocation:
+    """Raises ConfigError for a path that cannot be expanded (~nosuchuser/…)."""
     if path is not None:
-        return ConfigLocation(Path(path).expanduser(), "given with --config")
+        reason = "given with --config"
+        return ConfigLocation(_expand_config_path(path, reason), reason)
     if env.get(ENV_VAR):
-        return ConfigLocation(Path(env[ENV_VAR]).expanduser(), f"from ${ENV_VAR}")
+        reason = f"from ${ENV_VAR}"
+        return ConfigLocation(_expand_config_path(env[ENV_VAR], reason), reason)
     xdg = xdg_config_path(env)
     if xdg.is_file():
         return ConfigLocation(xdg, "the XDG config file")
@@ -348,6 +354,13 @@ def locate_config(path: Path | None = None, env: Mapping[str, str] = os.environ)
         None,
         f"no --config, no ${ENV_VAR} and no file at {xdg}; `hlcon config init` writes one there",
     )
+
+
+def _expand_config_path(path: str | Path, reason: str) -> Path:
+    try:
+        return expand_user(path)
+    except ValueError as exc:
+        raise ConfigError([Problem(str(path), None, "", f"{exc} ({reason})")]) from None
 
 
 def default_config_text() -> str:
@@ -378,14 +391,15 @@ def _read_config_file(location: ConfigLocation) -> str:
     assert location.path is not None
     name = str(location.path)
     try:
-        data = location.path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError([Problem(name, None, "", f"no such file ({location.reason})")]) from None
-    except IsADirectoryError:
-        raise ConfigError([Problem(name, None, "", "is a directory, not a config file")]) from None
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        raise ConfigError([Problem(name, None, "", f"cannot read: {why}")]) from None
+        data = read_regular_file(location.path, CONFIG_MAX_BYTES)
+    except UnreadableFile as exc:
+        message = {
+            "missing": f"no such file ({location.reason})",
+            "directory": "is a directory, not a config file",
+            "special": f"{exc.reason}; a config is a file",
+            "too-large": f"{exc.reason}; not a config file",
+        }.get(exc.kind, exc.reason)
+        raise ConfigError([Problem(name, None, "", message)]) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -814,7 +828,11 @@ class _Checker:
             if not raw or "\x00" in raw:
                 self.add(path, f"expected a path, got {_describe(raw)}")
                 return _INVALID
-            return Path(raw).expanduser()
+            try:
+                return expand_user(raw)
+            except ValueError as exc:
+                self.add(path, str(exc))
+                return _INVALID
         return raw
 
     def duration(self, raw: object, path: str) -> Any:
@@ -892,11 +910,64 @@ def _name(value: str) -> str | None:
     )
 
 
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+# systemd's unit name characters; not starting with "-" (systemctl would read an option)
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@][A-Za-z0-9:_.\\@-]{0,254}")
+# Linux interface names: at most 15 bytes, no "/" or spaces (they name /sys and /proc paths)
+_INTERFACE_NAME = re.compile(r"[A-Za-z0-9_=+.][A-Za-z0-9_=+.-]{0,14}")
+_NETNS_NAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _address(value: str) -> str | None:
+    if _is_ip(value):
+        return None
+    if value.startswith("[") and value.endswith("]") and _is_ip(value[1:-1]):
+        return f"write an IPv6 address without brackets: {_quote(value[1:-1])}"
+    host, colon, port = value.rpartition(":")
+    if colon and port.isdigit() and host and ":" not in host:
+        return f"the port goes in port = {port}; address is only the name or IP"
+    labels = value.removesuffix(".").split(".")
+    if len(value) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return None
     return (
-        None
-        if value and not _NAME_BAD.search(value)
-        else f"expected a DNS name or IP, got {_quote(value)}"
+        "expected a DNS name or IP address (a name is letters, digits, - and _ between dots), "
+        f"got {_quote(value)}"
+    )
+
+
+def _unit_names(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        if not _UNIT_NAME.fullmatch(value):
+            return (
+                "expected a systemd unit name (letters, digits and :_.@\\-, not starting "
+                f"with -; e.g. nginx or nginx.service), got {_quote(value)}"
+            )
+    return None
+
+
+def _interface_name(value: str) -> str | None:
+    if _INTERFACE_NAME.fullmatch(value) and value not in (".", ".."):
+        return None
+    return (
+        "expected an interface name (1–15 letters, digits or _=+.-, no / or spaces; "
+        f"e.g. wg0), got {_quote(value)}"
+    )
+
+
+def _netns_name(value: str) -> str | None:
+    if _NETNS_NAME.fullmatch(value) and value not in (".", ".."):
+        return None
+    return (
+        "expected a network namespace name (letters, digits or _.-, no /; as ip netns "
+        f"list shows), got {_quote(value)}"
     )
 
 
@@ -957,6 +1028,10 @@ _PERCENT = _in_range(0, 100, "a percentage")
 _FIELD_CHECKS: dict[tuple[type, str], FieldCheck] = {
     (LocalConfig, "name"): _name,
     (LocalConfig, "containers"): _containers_setting("auto", "none"),
+    (LocalConfig, "services"): _unit_names,
+    (HostConfig, "services"): _unit_names,
+    (VpnConfig, "interface"): _interface_name,
+    (VpnConfig, "netns"): _netns_name,
     (HostConfig, "name"): _name,
     (HostConfig, "address"): _address,
     (HostConfig, "port"): _in_range(1, 65535, "a port"),

@@ -21,12 +21,14 @@ import shlex
 import subprocess
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NoReturn
+
+from lab.files import KIB, UnreadableFile, expand_user, read_regular_file
 
 SCHEMES = ("keyring", "env", "file", "command")
 REFERENCE_FORMS = "keyring:SERVICE/USER, env:NAME, file:/PATH or command:ARGV"
 DEFAULT_COMMAND_TIMEOUT = 30.0
+SECRET_FILE_MAX_BYTES = 64 * KIB  # a password, a token, a key: never more
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MASK = "******"
 
@@ -70,7 +72,11 @@ class SecretRef:
                     f"(e.g. env:RESTIC_PASSWORD), got env:{body}"
                 )
         elif scheme == "file":
-            if not body or not Path(body).expanduser().is_absolute():
+            try:
+                expanded = expand_user(body) if body else None
+            except ValueError as exc:
+                raise ValueError(f"file reference: {exc}") from None
+            if expanded is None or not expanded.is_absolute():
                 raise ValueError(
                     f"file reference must be an absolute path (file:/run/secrets/x or file:~/x), "
                     f"got file:{body}"
@@ -178,14 +184,15 @@ def _resolve_env(ref: SecretRef, timeout: float) -> str:
 
 
 def _resolve_file(ref: SecretRef, timeout: float) -> str:
-    path = Path(ref.value).expanduser()
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        # strerror only: the path is already in the reference, the message adds nothing secret.
-        raise SecretError(
-            ref, f"cannot read {path}: {exc.strerror or type(exc).__name__}"
-        ) from None
+        path = expand_user(ref.value)
+    except ValueError as exc:
+        raise SecretError(ref, str(exc)) from None
+    try:
+        data = read_regular_file(path, SECRET_FILE_MAX_BYTES)
+    except UnreadableFile as exc:
+        # The reason only: the path is already in the reference, it adds nothing secret.
+        raise SecretError(ref, f"cannot read {path}: {exc.reason}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,24 @@ def test_status_exit_code_for_a_broken_config(
     assert main(["status", "--config", str(bad)]) == 3  # Nagios UNKNOWN: nothing could be read
     err = capsys.readouterr().err
     assert "lab.toml:2: console.refresh" in err
+
+
+@pytest.mark.parametrize("argv", [["status"], ["config", "check"], ["config", "path"]])
+def test_an_unknown_user_in_the_config_path_is_a_message(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([*argv, "--config", "~nosuchuser-4f1a/lab.toml"])
+    err = capsys.readouterr().err
+    assert code in (2, 3)
+    assert 'no user "nosuchuser-4f1a" on this machine' in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.timeout(30)  # before the fix: blocked in open() for ever
+def test_a_fifo_as_the_config_is_refused_not_waited_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "lab.toml"
+    os.mkfifo(fifo)
+    assert main(["status", "--config", str(fifo)]) == 3
+    assert f"{fifo}: not a regular file (a FIFO)" in capsys.readouterr().err

@@ -642,3 +642,106 @@ def test_installed_wheel_carries_the_embedded_default(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [str(site / "lab" / "config.py"), "<embedded default> 5.0"]
+
+
+# ── hostile input: a message with file and line, never a traceback or a hang (issue 11 §8)
+
+
+def one_problem(text: str) -> Problem:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "lab.toml")
+    assert len(info.value.problems) == 1, info.value.problems
+    return info.value.problems[0]
+
+
+def test_an_unknown_user_in_a_path_is_a_problem() -> None:
+    problem = one_problem(
+        '[[hosts]]\nname = "a"\naddress = "a"\nidentity = "~nosuchuser-4f1a/.ssh/k"\n'
+    )
+    assert (problem.line, problem.key) == (4, "hosts[0].identity")
+    assert 'no user "nosuchuser-4f1a"' in problem.message
+
+
+def test_an_unknown_user_in_a_file_secret_is_a_problem() -> None:
+    problem = one_problem(
+        '[[backups]]\nname = "r"\nrepository = "/srv/r"\npassword = "file:~nosuchuser-4f1a/pw"\n'
+    )
+    assert (problem.line, problem.key) == (4, "backups[0].password")
+    assert 'no user "nosuchuser-4f1a"' in problem.message
+
+
+def test_an_unknown_user_in_the_config_path_is_a_config_error() -> None:
+    unknown = "~nosuchuser-4f1a/c.toml"
+    for path, env in ((Path(unknown), {}), (None, {"HLCON_CONFIG": unknown})):
+        with pytest.raises(ConfigError) as info:
+            load_config(path, env)
+        assert 'no user "nosuchuser-4f1a"' in str(info.value)
+
+
+@pytest.mark.timeout(30)  # before the fix: blocked in open() for ever
+def test_a_fifo_or_a_device_is_refused_without_reading_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    # Opening a FIFO for reading blocks until a writer comes: the loader must not open it so.
+    with pytest.raises(ConfigError) as info:
+        load_config(fifo, {})
+    assert str(info.value) == f"{fifo}: not a regular file (a FIFO); a config is a file"
+    with pytest.raises(ConfigError) as info:
+        load_config(Path("/dev/zero"), {})
+    assert str(info.value) == (
+        "/dev/zero: not a regular file (a character device); a config is a file"
+    )
+
+
+def test_a_huge_config_file_is_refused(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.toml"
+    with huge.open("wb") as out:
+        out.truncate(64 * 1024 * 1024)  # sparse: no disk used
+    with pytest.raises(ConfigError) as info:
+        load_config(huge, {})
+    assert str(info.value) == f"{huge}: larger than 1 MiB; not a config file"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "says"),
+    [
+        ("local", "services", '["nginx\\u0000x"]', "a systemd unit name"),
+        ("local", "services", '["nginx\\nx"]', "a systemd unit name"),
+        ("local", "services", '["--now"]', "a systemd unit name"),
+        ("hosts", "services", '["a b"]', "a systemd unit name"),
+        ("vpn", "interface", '"../../../tmp/x"', "an interface name"),
+        ("vpn", "interface", '"wg0-this-is-much-too-long"', "an interface name"),
+        ("vpn", "netns", '"../x"', "a network namespace name"),
+        ("hosts", "address", '"[::1]"', 'without brackets: "::1"'),
+        ("hosts", "address", '"-oProxyCommand=x"', "a DNS name or IP"),
+        ("hosts", "address", '"a_b..c"', "a DNS name or IP"),
+    ],
+)
+def test_names_and_addresses_are_checked_at_load(
+    section: str, key: str, value: str, says: str
+) -> None:
+    head = {
+        "local": "[local]\n",
+        "hosts": '[[hosts]]\nname = "h"\n' + ("" if key == "address" else 'address = "h"\n'),
+        "vpn": "[[vpn]]\n" + ("" if key == "interface" else 'interface = "wg0"\n'),
+    }[section]
+    text = head + f"{key} = {value}\n"
+    problem = one_problem(text)
+    prefix = section if section == "local" else f"{section}[0]"
+    assert problem.key.startswith(f"{prefix}.{key}")
+    assert problem.line == text.count("\n")
+    assert says in problem.message
+    assert "\x00" not in problem.message and "\n" not in problem.message
+
+
+def test_good_names_and_addresses_still_load() -> None:
+    config = parse_config(
+        '[local]\nservices = ["nginx.service", "getty@tty1.service", "sshd"]\n'
+        '[[hosts]]\nname = "h"\naddress = "::1"\n'
+        '[[hosts]]\nname = "i"\naddress = "nas.lan"\n'
+        '[[hosts]]\nname = "j"\naddress = "192.0.2.7"\n'
+        '[[vpn]]\ninterface = "wg-home.0"\nnetns = "hlcon-lab"\n',
+        "lab.toml",
+    )
+    assert [h.address for h in config.hosts] == ["::1", "nas.lan", "192.0.2.7"]
+    assert config.vpn[0].interface == "wg-home.0"

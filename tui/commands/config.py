@@ -116,7 +116,11 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_path(args: argparse.Namespace) -> int:
-    location = locate_config(_config_arg(args), os.environ)
+    try:
+        location = locate_config(_config_arg(args), os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
     print(location)
     if location.path is not None and not location.path.is_file():
         print(f"warning: {location.path} does not exist", file=sys.stderr)

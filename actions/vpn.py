@@ -13,7 +13,11 @@ PrivateKey and PresharedKey values.
 
 A peer name is free text for humans (`# name` comment in the conf); it never reaches a shell:
 commands are argv lists (quoted by lab.ssh for remote hosts) and the name is written only as a
-comment line, so control characters (a newline would inject conf lines) are refused.
+comment line, so control characters (a newline would inject conf lines) are refused. An
+existing peer is named by its name or by its public key (the pane passes the key).
+
+Rollback puts back the conf and its `.hlcon-bak` as they were before (a backup the failed write
+made is removed).
 """
 
 from __future__ import annotations
@@ -52,11 +56,13 @@ from lab.vpn import (
     ConfPeer,
     RawInterface,
     WgQuickConf,
+    backup_path,
     config_for,
     link_info,
     parse_wg_quick_conf,
     read_conf_text,
     read_live,
+    read_optional_text,
     valid_key,
 )
 
@@ -94,6 +100,24 @@ def check_name(name: str) -> str:
     if not _NAME_OK.match(name):
         raise ValueError(f"peer name has control characters: {name!r}")
     return name
+
+
+def check_peer(peer: str) -> str:
+    """An existing peer, named by its public key (44 base64 characters) or by its name."""
+    peer = peer.strip()
+    return peer if valid_key(peer) else check_name(peer)
+
+
+def flag(value: Any, name: str) -> bool:
+    """A boolean parameter; the CLI's --param gives strings ("true", "false", "no" …)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"--param {name}: expected true or false, not {str(value)[:20]!r}")
 
 
 def check_endpoint(endpoint: str | None) -> str:
@@ -302,6 +326,7 @@ class _State:
     live: RawInterface
     conf_text: str | None
     conf: WgQuickConf | None
+    backup_text: str | None = None  # the conf's .hlcon-bak before this action (None: none)
 
 
 class WgAction(Action):
@@ -325,7 +350,7 @@ class WgAction(Action):
             raise ActionFailed(f"cannot read {self.target}: {exc}") from None
         if live is None:
             raise ActionFailed(f"interface {cfg.interface} does not exist on {cfg.host}")
-        conf_text = conf = None
+        conf_text = conf = backup_text = None
         if cfg.peers_file is not None and not self.nixos(cfg):
             try:
                 conf_text = await read_conf_text(executor, cfg.peers_file)
@@ -338,7 +363,11 @@ class WgAction(Action):
                     f"{cfg.peers_file} on {cfg.host} does not parse ({exc}); fix it first — "
                     "nothing was changed"
                 ) from None
-        return _State(cfg, executor, live, conf_text, conf)
+            try:
+                backup_text = await read_optional_text(executor, backup_path(cfg.peers_file))
+            except ReadError as exc:
+                raise ActionFailed(str(exc)) from None
+        return _State(cfg, executor, live, conf_text, conf, backup_text)
 
     def nixos(self, cfg: VpnConfig) -> bool:
         return cfg.nixos or any(h.name == cfg.host and h.nixos for h in self.lab.config.hosts)
@@ -346,7 +375,7 @@ class WgAction(Action):
     def persist_step(self, cfg: VpnConfig) -> Step:
         assert cfg.peers_file is not None
         return Step(
-            f"write {cfg.peers_file} atomically (backup: {cfg.peers_file}.hlcon-bak)",
+            f"write {cfg.peers_file} atomically (backup: {backup_path(cfg.peers_file)})",
             cfg.host,
             argv=("sh", "-c", "<persist script>", "sh", str(cfg.peers_file), "backup"),
             changes=(str(cfg.peers_file),),
@@ -444,6 +473,16 @@ class WgAction(Action):
                 undone.append(f"{path} restored byte for byte")
             else:
                 undone.append(f"{path} unchanged")
+            # the write made a backup first; put the backup back as it was, or remove it
+            bak = backup_path(Path(str(path)))
+            old_backup = plan.data.get("old_backup")
+            if await read_optional_text(executor, bak) != old_backup:
+                if old_backup is None:
+                    await self.run_cmd(executor, ["rm", "-f", "--", str(bak)], None, "rm")
+                    undone.append(f"{bak} removed")
+                else:
+                    await self.persist(executor, str(bak), str(old_backup), False)
+                    undone.append(f"{bak} restored")
         return Outcome(True, "; ".join(undone) or "nothing to undo", {"peer": key})
 
 
@@ -462,7 +501,7 @@ class PeerAdd(WgAction):
         if target.kind != "vpn":
             raise ValueError(f"peer-add acts on vpn:IFACE@HOST targets, not {target}")
         name = check_name(str(params.get("name") or ""))
-        return cls(target, lab, name, psk=bool(params.get("psk", True)))
+        return cls(target, lab, name, psk=flag(params.get("psk", True), "psk"))
 
     async def plan(self) -> Plan:
         name = check_name(self.name)
@@ -541,7 +580,12 @@ class PeerAdd(WgAction):
             new = append_block(st.conf_text, server_peer_block(name, public, psk, host_net))
             diff = hidden_diff(st.conf_text, new, str(cfg.peers_file))
             steps.append(self.persist_step(cfg))
-            data.update(conf_path=str(cfg.peers_file), old_conf=st.conf_text, new_conf=new)
+            data.update(
+                conf_path=str(cfg.peers_file),
+                old_conf=st.conf_text,
+                new_conf=new,
+                old_backup=st.backup_text,
+            )
         else:
             notes.append("no peers_file configured: the peer is live only and goes at restart")
         steps.append(Step(f"verify {name} appears in `wg show {cfg.interface}`", cfg.host))
@@ -591,7 +635,7 @@ class _ExistingPeer(WgAction):
         peer = str(params.get("peer") or params.get("name") or "").strip()
         if not peer:
             raise ValueError(f"{cls.verb} needs the peer: --name NAME (or its public key)")
-        return cls(target, lab, check_name(peer))
+        return cls(target, lab, check_peer(peer))
 
     async def live_psk(self, st: _State, key: str) -> str | None:
         result = await st.executor.run(
@@ -659,7 +703,12 @@ class PeerRemove(_ExistingPeer):
             new = remove_block(st.conf, cp)
             diff = hidden_diff(st.conf_text, new, str(st.cfg.peers_file))
             steps.append(self.persist_step(st.cfg))
-            data.update(conf_path=str(st.cfg.peers_file), old_conf=st.conf_text, new_conf=new)
+            data.update(
+                conf_path=str(st.cfg.peers_file),
+                old_conf=st.conf_text,
+                new_conf=new,
+                old_backup=st.backup_text,
+            )
         return Plan(
             family=self.family,
             target=self.target,
@@ -717,6 +766,7 @@ class PeerDisable(_ExistingPeer):
                 "live_after": False,
                 "conf_path": str(st.cfg.peers_file),
                 "old_conf": st.conf_text,
+                "old_backup": st.backup_text,
                 "new_conf": new,
             },
         )
@@ -757,6 +807,7 @@ class PeerEnable(_ExistingPeer):
                 "live_after": True,
                 "conf_path": str(st.cfg.peers_file),
                 "old_conf": st.conf_text,
+                "old_backup": st.backup_text,
                 "new_conf": new,
             },
         )

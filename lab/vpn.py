@@ -381,6 +381,7 @@ def parse_wg_quick_conf(text: str) -> WgQuickConf:
     peers: list[ConfPeer] = []
     cur: dict[str, Any] | None = None
     pending_comment: tuple[int, str] | None = None  # (line, text) of a comment above [Peer]
+    comment_run: int | None = None  # first line of the comment lines right above this one
 
     def close(end: int) -> None:
         nonlocal cur
@@ -412,16 +413,17 @@ def parse_wg_quick_conf(text: str) -> WgQuickConf:
         stripped = line.strip()
         where = f"line {i + 1}"
         if not stripped:
-            pending_comment = None
+            pending_comment = comment_run = None
             continue
         if stripped.startswith("#") or stripped.startswith(";"):
             m = _NAME_INSIDE.match(stripped)
             if cur is not None and m:
-                cur["name"] = m["name"]
-            elif cur is None or section != "peer":
-                pending_comment = (i, stripped.lstrip("#; ").strip())
+                cur["name"] = m["name"]  # this block's own name line: never the next block's
+                pending_comment = comment_run = None
             else:
                 pending_comment = (i, stripped.lstrip("#; ").strip())
+                if comment_run is None:
+                    comment_run = i
             continue
         if stripped.startswith("["):
             head = stripped.lower()
@@ -432,18 +434,21 @@ def parse_wg_quick_conf(text: str) -> WgQuickConf:
                 iface["interface"] = "1"
                 section = "interface"
             elif head == "[peer]":
-                close(i)
                 start = i
                 name = None
                 if pending_comment is not None and pending_comment[0] == i - 1:
-                    start, name = pending_comment[0], pending_comment[1] or None
+                    # the comment lines right above belong to this block (its `# name`), not
+                    # to the block before: removing that one must leave them
+                    assert comment_run is not None
+                    start, name = comment_run, pending_comment[1] or None
+                close(start)
                 section = "peer"
                 cur = {"start": start, "line": i, "disabled": disabled, "name": name}
             else:
                 raise ValueError(f"{where}: unknown section {stripped[:40]!r}")
-            pending_comment = None
+            pending_comment = comment_run = None
             continue
-        pending_comment = None
+        pending_comment = comment_run = None
         key, sep, value = stripped.partition("=")
         if not sep:
             raise ValueError(f"{where}: expected Key = Value, got {stripped[:60]!r}")
@@ -719,6 +724,37 @@ async def read_conf_text(executor: Executor, path: Path) -> str:
     result = await executor.run(["cat", "--", str(path)], timeout=WG_TIMEOUT)
     if not result.ok:
         raise ReadError("conf unreadable", f"{path} on {executor.host}: {result.brief()}")
+    return result.stdout
+
+
+def backup_path(conf: Path) -> Path:
+    """Where a conf edit keeps the previous bytes (actions.vpn's persist script)."""
+    return conf.with_name(conf.name + ".hlcon-bak")
+
+
+def _read_local_optional(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+_CAT_IF_EXISTS = 'if [ -e "$1" ]; then exec cat -- "$1"; else exit 3; fi'
+
+
+async def read_optional_text(executor: Executor, path: Path) -> str | None:
+    """A file's text, or None when it does not exist (any other failure is a ReadError)."""
+    if isinstance(executor, LocalExecutor):
+        try:
+            return await asyncio.to_thread(_read_local_optional, path)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise ReadError("file unreadable", f"{path} on {executor.host}: {why}") from None
+    result = await executor.run(["sh", "-c", _CAT_IF_EXISTS, "sh", str(path)], timeout=WG_TIMEOUT)
+    if result.returncode == 3:
+        return None
+    if not result.ok:
+        raise ReadError("file unreadable", f"{path} on {executor.host}: {result.brief()}")
     return result.stdout
 
 

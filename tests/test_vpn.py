@@ -6,6 +6,7 @@ input refused with nothing changed, and no secret in the audit log."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import subprocess
 from collections.abc import Iterator
@@ -312,3 +313,118 @@ async def test_remote_host_over_ssh_reads_and_adds_a_peer(
         assert f"{added.public_key}\t(none)" not in live  # the psk arrived through stdin
     finally:
         await lab.close()
+
+
+# ---------------------------------------------------------------- issue 12 §9: VPN actions
+
+
+async def test_remove_disable_enable_by_public_key(wg_testbed: WgTestbed, lab: Lab) -> None:
+    """Peers are addressable by public key (the pane passes the key; so does the CLI's
+    `--name "$(cat peer.pub)"`): a 44-character key is not a name too long."""
+    runner = Runner(lab)
+    t = target(wg_testbed)
+    added = await runner.run(await runner.prepare(PeerAdd.create(t, lab, {"name": "bykey"})), "")
+    assert added.ok, added.outcome.message
+    key = str(added.outcome.details["peer"])
+
+    disable = await runner.prepare(PeerDisable.create(t, lab, {"peer": key}))
+    assert disable.plan.confirmation.expect == "bykey"
+    assert (await runner.run(disable, "bykey")).ok
+    assert key not in {k for k, _ in live_peers(wg_testbed)}
+
+    enable = await runner.prepare(PeerEnable.create(t, lab, {"name": key}))
+    assert (await runner.run(enable, "")).ok
+    assert key in {k for k, _ in live_peers(wg_testbed)}
+
+    remove = await runner.prepare(PeerRemove.create(t, lab, {"peer": key}))
+    assert (await runner.run(remove, "bykey")).ok
+    assert key not in {k for k, _ in live_peers(wg_testbed)}
+    assert parse_wg_quick_conf(wg_testbed.conf.read_text()).by_key(key) is None
+
+
+def test_cli_names_a_peer_by_its_public_key(
+    wg_testbed: WgTestbed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tui.cli import main
+
+    config = tmp_path / "hlcon.toml"
+    config.write_text(
+        f'[console]\nstate_dir = "{tmp_path / "state"}"\n\n'
+        f'[local]\ncontainers = "none"\nwireguard = false\n\n'
+        f'[[vpn]]\ninterface = "{wg_testbed.iface}"\nhost = "local"\n'
+        f'subnet = "10.77.0.0/24"\nendpoint = "{wg_testbed.endpoint_for_new}"\n'
+        f'peers_file = "{wg_testbed.conf}"\nnetns = "{wg_testbed.ns_server}"\n'
+    )
+    key = wg_testbed.keys["laptop"][1]
+    target_text = f"vpn:{wg_testbed.iface}@local"
+    for verb in ("peer-remove", "peer-disable"):
+        code = main(["--config", str(config), "do", verb, target_text, "--name", key, "--dry-run"])
+        out = capsys.readouterr()
+        assert code == 0, out.err
+        assert "laptop" in out.out and "dry run: nothing was changed" in out.out
+
+
+async def test_remove_keeps_the_next_peers_name(wg_testbed: WgTestbed, lab: Lab) -> None:
+    """Removing alice leaves bob's `# bob` comment (it belongs to the block below)."""
+    runner = Runner(lab)
+    t = target(wg_testbed)
+    for name in ("alice", "bob"):
+        done = await runner.run(await runner.prepare(PeerAdd.create(t, lab, {"name": name})), "")
+        assert done.ok, done.outcome.message
+    bob_key = parse_wg_quick_conf(wg_testbed.conf.read_text()).by_name("bob")
+    assert bob_key is not None
+    remove = await runner.prepare(PeerRemove.create(t, lab, {"name": "alice"}))
+    assert remove.plan.diff is not None
+    assert "-# alice" in remove.plan.diff and "-# bob" not in remove.plan.diff
+    assert (await runner.run(remove, "alice")).ok
+    conf = parse_wg_quick_conf(wg_testbed.conf.read_text())
+    assert conf.by_name("alice") is None
+    bob = conf.by_name("bob")
+    assert bob is not None and bob.public_key == bob_key.public_key
+    remove = await runner.prepare(PeerRemove.create(t, lab, {"name": "bob"}))
+    assert (await runner.run(remove, "bob")).ok
+    assert parse_wg_quick_conf(wg_testbed.conf.read_text()).by_key(bob.public_key) is None
+
+
+async def test_psk_false_adds_no_preshared_key(wg_testbed: WgTestbed, lab: Lab) -> None:
+    """`--param psk=false` arrives as the string "false": no preshared key, live or persisted."""
+    runner = Runner(lab)
+    t = target(wg_testbed)
+    prepared = await runner.prepare(PeerAdd.create(t, lab, {"name": "nopsk", "psk": "false"}))
+    assert "preshared-key" not in prepared.plan.steps[0].argv
+    result = await runner.run(prepared, "")
+    assert result.ok, result.outcome.message
+    assert "PresharedKey" not in str(result.outcome.details["secret_client_config"])
+    added = parse_wg_quick_conf(wg_testbed.conf.read_text()).by_name("nopsk")
+    assert added is not None and not added.has_psk
+    live = sh("wg", "show", wg_testbed.iface, "preshared-keys")
+    assert f"{added.public_key}\t(none)" in live
+    with pytest.raises(ValueError, match="psk: expected true or false"):
+        PeerAdd.create(t, lab, {"name": "x", "psk": "perhaps"})
+
+
+def _backup_state(bed: WgTestbed) -> str | None:
+    """The backup's digest (its bytes hold the server's private key: never in test output)."""
+    bak = Path(f"{bed.conf}.hlcon-bak")
+    return hashlib.sha256(bak.read_bytes()).hexdigest() if bak.exists() else None
+
+
+async def test_rollback_leaves_the_backup_as_it_was(wg_testbed: WgTestbed, lab: Lab) -> None:
+    """A rolled-back add leaves no new .hlcon-bak behind, and an older one as it was."""
+    bak = Path(f"{wg_testbed.conf}.hlcon-bak")
+    for earlier in (None, b"an older backup\n"):
+        if earlier is None:
+            bak.unlink(missing_ok=True)
+        else:
+            bak.write_bytes(earlier)
+        runner = Runner(lab)
+        prepared = await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "rb"}))
+        subprocess.run(["chattr", "+i", str(wg_testbed.conf)], check=True)
+        try:
+            result = await runner.run(prepared, "")
+        finally:
+            subprocess.run(["chattr", "-i", str(wg_testbed.conf)], check=True)
+        assert not result.ok and result.rollback is not None and result.rollback.ok
+        assert _backup_state(wg_testbed) == (
+            hashlib.sha256(earlier).hexdigest() if earlier is not None else None
+        )

@@ -11,6 +11,7 @@ import contextlib
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -265,6 +266,88 @@ def test_conf_edits_round_trip() -> None:
     removed = parse_wg_quick_conf(remove_block(conf, conf.peers[0]))
     assert [p.name for p in removed.peers] == ["phone"]
     assert "# laptop" not in remove_block(conf, conf.peers[0])
+
+
+def test_removing_a_peer_keeps_the_next_peers_name_comment() -> None:
+    """The `# bob` right above bob's [Peer] is bob's: removing alice leaves it (issue 12 §9)."""
+    alice, bob = LAPTOP, PHONE
+    original = (
+        "[Interface]\nPrivateKey = " + SERVER_PRIVATE + "\n\n"
+        f"# alice\n[Peer]\nPublicKey = {alice}\nAllowedIPs = 10.0.0.2/32\n\n"
+        f"# bob\n# bob's phone, since May\n[Peer]\nPublicKey = {bob}\nAllowedIPs = 10.0.0.3/32\n"
+    )
+    conf = parse_wg_quick_conf(original)
+    first = conf.by_name("alice")
+    assert first is not None
+    after = remove_block(conf, first)
+    assert "# bob\n# bob's phone, since May\n[Peer]" in after and "alice" not in after
+    left = parse_wg_quick_conf(after)
+    assert [(p.name, p.public_key) for p in left.peers] == [("bob's phone, since May", bob)]
+
+
+def _conf_strategy() -> st.SearchStrategy[tuple[str, list[tuple[str, str | None]]]]:
+    """A wg-quick conf of 1-5 peers named above, inside or not at all, with or without a
+    preshared key, comments and blank lines between them → (text, [(key, name)])."""
+    peer = st.tuples(
+        st.sampled_from(["above", "inside", "none"]),
+        st.booleans(),  # psk
+        st.integers(0, 2),  # blank lines before the block
+        st.booleans(),  # an extra comment line above the name
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz -", min_size=1, max_size=12).map(str.strip)
+        .filter(bool),
+    )  # fmt: skip
+
+    def build(peers: list[tuple[str, bool, int, bool, str]]) -> tuple[str, list[Any]]:
+        lines = ["[Interface]", "Address = 10.9.0.1/24", f"PrivateKey = {SERVER_PRIVATE}"]
+        expect: list[tuple[str, str | None]] = []
+        for n, (style, psk, blanks, extra, name) in enumerate(peers):
+            key = base64.b64encode(bytes([n + 1]) * 32).decode()
+            lines += [""] * blanks
+            if extra and style == "above":
+                lines.append("# a note")
+            if style == "above":
+                lines.append(f"# {name}")
+            lines.append("[Peer]")
+            if style == "inside":
+                lines.append(f"# name = {name}")
+            lines.append(f"PublicKey = {key}")
+            if psk:
+                lines.append(f"PresharedKey = {PSK}")
+            lines.append(f"AllowedIPs = 10.9.0.{n + 2}/32")
+            expect.append((key, name if style != "none" else None))
+        return "\n".join(lines) + "\n", expect
+
+    return st.lists(peer, min_size=1, max_size=5).map(build)
+
+
+@given(_conf_strategy(), st.integers(0, 4))
+def test_conf_edits_round_trip_property(
+    case: tuple[str, list[tuple[str, str | None]]], pick: int
+) -> None:
+    """Every edit keeps every other peer (key and name) and undoes exactly: disable + enable
+    and add + remove give back the bytes they started from."""
+    original, expect = case
+    conf = parse_wg_quick_conf(original)
+    assert [(p.public_key, p.name) for p in conf.peers] == expect
+    victim = conf.peers[pick % len(conf.peers)]
+    others = [(p.public_key, p.name) for p in conf.peers if p is not victim]
+    removed = parse_wg_quick_conf(remove_block(conf, victim))
+    assert [(p.public_key, p.name) for p in removed.peers] == others
+    disabled = parse_wg_quick_conf(set_block_disabled(conf, victim, True))
+    assert [(p.public_key, p.name, p.disabled) for p in disabled.peers] == [
+        (k, n, k == victim.public_key) for k, n in expect
+    ]
+    back = disabled.by_key(victim.public_key)
+    assert back is not None
+    assert set_block_disabled(disabled, back, False) == original
+    new_key = base64.b64encode(bytes([99]) * 32).decode()
+    added = parse_wg_quick_conf(
+        append_block(original, server_peer_block("tablet", new_key, PSK, "10.9.0.99/32"))
+    )
+    assert [(p.public_key, p.name) for p in added.peers] == [*expect, (new_key, "tablet")]
+    new = added.by_key(new_key)
+    assert new is not None
+    assert remove_block(added, new) == original
 
 
 def test_ip_addr_json() -> None:

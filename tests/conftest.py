@@ -58,3 +58,36 @@ def hang_report(request: pytest.FixtureRequest) -> Iterator[None]:
     timer.start()
     yield
     timer.cancel()
+
+
+# ---------------------------------------------------------------- the calendar
+
+# Go binaries (podman, restic, wireguard-go, pebble, lego) read the clock without libc, so
+# faketime cannot move theirs: a test that uses one is marked `go_tools`, and dev/test-future
+# runs every other test with the clock a year ahead, to show that no test depends on the date.
+GO_TOOL_FIXTURES = frozenset(
+    {
+        "podman_service_session",
+        "podman_socket",
+        "lab_containers",
+        "systemd_host",
+        "restic_lab",
+        "locked_repo",
+        "wg_testbed",
+        "acme_lab",
+        "fresh_acme_lab",
+    }
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "go_tools: uses a Go binary whose clock faketime cannot move (dev/test-future skips it)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if GO_TOOL_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.go_tools)

@@ -16,6 +16,8 @@ from tests.testbed import is_root, require, require_tools
 from tests.testbed.podman import podman_available
 from tests.testbed.sshd import sshd_available
 
+pytestmark = pytest.mark.go_tools  # the demo lab runs podman, restic, wireguard-go, pebble, lego
+
 ROOT = Path(__file__).resolve().parents[1]
 HLCON = Path(sys.executable).parent / "hlcon"
 DOMAINS = {"host", "containers", "vpn", "backup", "cert"}

@@ -10,11 +10,17 @@ clock, no poller, no runner (unless given) — so Pilot tests and snapshots are 
 
 Readings are published in the order given, so several readings of one key build the history
 the sparklines draw. `fault()` makes a Fault that began FAULT_AGE before NOW.
+
+Two clocks, never mixed: `frozen_clock` (NOW, a fixed date) goes only with readings made here
+relative to NOW; data a real tool made at the real time (a certificate, a restic snapshot, a
+handshake) goes with the lab's own clock or `frozen_now()`, a clock stopped at the wall time. A
+context over a real `lab` takes the lab's clock unless told otherwise: a fixed date beside real
+data is what broke CI when the calendar moved on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +38,13 @@ def frozen_clock() -> datetime:
     return NOW
 
 
+def frozen_now() -> Callable[[], datetime]:
+    """A clock stopped at this moment of the real time: stable within a test, and agreeing with
+    data the testbed's tools make now."""
+    moment = datetime.now(UTC)
+    return lambda: moment
+
+
 def make_context(
     *,
     config: Config | None = None,
@@ -42,9 +55,11 @@ def make_context(
     audit: Any = None,
     lab: Any = None,
     poller: Any = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> ConsoleContext:
     """A context over a store pre-filled with `readings` then `faults`; `expect` adds entries
-    still waiting for their first reading."""
+    still waiting for their first reading. The clock is `clock`, else the lab's (real data is
+    read at the lab's time), else the frozen NOW."""
     store = Store()
     for key in expect:
         store.expect(key)
@@ -58,7 +73,7 @@ def make_context(
         store=store,
         poller=poller,
         runner=runner,
-        clock=frozen_clock,
+        clock=clock or (lab.clock if lab is not None else frozen_clock),
         audit=audit,
     )
 

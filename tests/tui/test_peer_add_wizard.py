@@ -17,7 +17,7 @@ from lab.poller import Poller
 from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.wireguard import WgTestbed, ping, sh
-from tests.tui.fixtures import frozen_clock
+from tests.tui.fixtures import frozen_now
 from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.context import ConsoleContext
@@ -106,7 +106,7 @@ async def test_wizard_cancel_at_every_step_changes_nothing(
     wg_testbed: WgTestbed, tmp_path: Path
 ) -> None:
     app, runner, _ = console(wg_testbed, tmp_path)
-    app.ctx.clock = frozen_clock
+    app.ctx.clock = frozen_now()  # the handshakes are real: stop the clock at the real time
     before = snapshot(wg_testbed)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "laptop" in pane_rows(app), "the pane shows the laptop")

@@ -17,7 +17,7 @@ from lab.poller import Poller
 from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.restic import ResticLab, restic_config
-from tests.tui.fixtures import frozen_clock
+from tests.tui.fixtures import frozen_now
 from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.context import ConsoleContext
@@ -29,7 +29,8 @@ SIZE = (110, 36)
 
 
 async def console(restic_lab: ResticLab, tmp_path: Path) -> tuple[HlconApp, Runner]:
-    lab = Lab(restic_config(restic_lab, tmp_path / "state"), clock=frozen_clock)
+    # restic stamps snapshots with the real time: the clock is stopped at the real time too
+    lab = Lab(restic_config(restic_lab, tmp_path / "state"), clock=frozen_now())
     store = Store()
     for reader in lab.readers():
         try:
@@ -37,7 +38,7 @@ async def console(restic_lab: ResticLab, tmp_path: Path) -> tuple[HlconApp, Runn
         except Exception:  # the faulty repositories stay faults; the wizard shows "main"
             continue
     runner = Runner(lab)
-    ctx = ConsoleContext(config=lab.config, lab=lab, store=store, runner=runner, clock=frozen_clock)
+    ctx = ConsoleContext(config=lab.config, lab=lab, store=store, runner=runner, clock=lab.clock)
     return HlconApp(ctx, initial_pane=5), runner
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.widgets import Label
 
 from actions.runner import Runner
 from lab.config import Config, ConsoleConfig, LocalConfig
 from lab.containers import readers
 from lab.wiring import Lab
-from tests.testbed.podman import LabContainers, podman
+from tests.testbed.podman import IMAGE, LabContainers, idle_command, podman
 from tests.tui.fixtures import make_context
 from tests.tui.waiting import wait_for
 from tui.app import HlconApp
@@ -145,3 +146,39 @@ async def test_logs_key_opens_the_log(lab_containers: LabContainers, tmp_path: P
         await pilot.press("escape")
         assert not isinstance(app.screen, LogsScreen)
     await app.ctx.lab.close()
+
+
+async def test_restart_whose_healthcheck_never_runs_is_reported_done(
+    lab_containers: LabContainers, tmp_path: Path
+) -> None:
+    """Podman without a timer never evaluates the check: the restart worked, the toast says
+    so with a note, and meanwhile the progress line says what it waits for."""
+    name = "hc-pane-untimed"
+    podman(
+        lab_containers.env, "run", "-d", "--name", name, "--network", "none",
+        "--health-cmd", "true", "--health-interval", "2s", IMAGE, *idle_command(),
+    )  # fmt: skip
+    try:
+        app = await console(lab_containers, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            assert pane(app).select_row(f"container:{name}@local")
+            await pilot.press("R")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
+            await pilot.press("enter")
+            label = app.screen_stack[0].query_one("#progress-label", Label)
+            await wait_for(
+                pilot,
+                lambda: str(label.render()).startswith("waiting for the healthcheck of"),
+                "progress names the wait",
+                seen=lambda: str(label.render()),
+            )
+            assert " s of " in str(label.render())
+            await wait_for(pilot, lambda: "outcome" in phases(app), "outcome audited")
+            await pilot.pause()
+            toasts = [(n.title, n.message) for n in app._notifications]
+            assert any(t == "Done" and "healthcheck not evaluated" in m for t, m in toasts), toasts
+            assert not any(t == "Action failed" for t, _ in toasts), toasts
+        assert phases(app) == ["planned", "intent", "outcome"], records(app)
+        await app.ctx.lab.close()
+    finally:
+        podman(lab_containers.env, "rm", "--force", "--time", "0", name)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.files import MIB, UnreadableFile, expand_user, read_regular_file
-from lab.secrets import SCHEMES, SecretRef
+from lab.secrets import SCHEMES, SecretRef, set_command_timeout
 
 CONFIG_MAX_BYTES = 1 * MIB  # a config is a few KiB; more is the wrong file (or /dev/zero)
 
@@ -383,8 +383,12 @@ def load_config(path: Path | None = None, env: Mapping[str, str] = os.environ) -
     """
     location = locate_config(path, env)
     if location.path is None:
-        return parse_config(default_config_text(), EMBEDDED)
-    return parse_config(_read_config_file(location), str(location.path))
+        config = parse_config(default_config_text(), EMBEDDED)
+    else:
+        config = parse_config(_read_config_file(location), str(location.path))
+    # command: secrets run for at most the configured per-poll timeout, wherever resolved
+    set_command_timeout(config.console.timeout)
+    return config
 
 
 def _read_config_file(location: ConfigLocation) -> str:

@@ -9,15 +9,18 @@ logging or formatting one into an exception shows `Secret(env:X, ******)`, never
 else that writes text out) can redact them.
 
 Errors (`SecretError`) name the reference and why it could not be resolved, never the value: a
-failing `command:` has its stderr's last line quoted, with anything it printed on stdout and every
-value resolved so far cut out of it.
+failing `command:` shows its exit status and its stderr's first line, with anything it printed on
+stdout and every value resolved so far cut out of it. A `command:` runs in its own process group
+for at most console.timeout, and the whole group is killed when that runs out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -136,6 +139,20 @@ class SecretError(Exception):
 _lock = threading.Lock()
 _cache: dict[SecretRef, Secret] = {}
 _revealed: set[str] = set()
+_command_timeout: float | None = None  # console.timeout of the loaded config
+
+
+def set_command_timeout(seconds: float | None) -> None:
+    """How long a command: reference may run (load_config sets console.timeout; None: the
+    default of DEFAULT_COMMAND_TIMEOUT)."""
+    global _command_timeout
+    with _lock:
+        _command_timeout = seconds
+
+
+def command_timeout() -> float:
+    with _lock:
+        return DEFAULT_COMMAND_TIMEOUT if _command_timeout is None else _command_timeout
 
 
 def revealed_values() -> frozenset[str]:
@@ -150,8 +167,9 @@ def forget_cached() -> None:
         _cache.clear()
 
 
-def resolve(ref: SecretRef | str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -> Secret:
-    """The secret a reference names, resolved once per process and cached in memory.
+def resolve(ref: SecretRef | str, *, timeout: float | None = None) -> Secret:
+    """The secret a reference names, resolved once per process and cached in memory. A command:
+    runs for at most `timeout` seconds (default: console.timeout, see set_command_timeout).
 
     Raises SecretError (never with the value in it). Blocking: a `command:` runs a process and
     `keyring:` may talk to D-Bus, so async callers use asyncio.to_thread.
@@ -165,7 +183,7 @@ def resolve(ref: SecretRef | str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT) -
         cached = _cache.get(ref)
     if cached is not None:
         return cached
-    value = _RESOLVERS[ref.scheme](ref, timeout)
+    value = _RESOLVERS[ref.scheme](ref, command_timeout() if timeout is None else timeout)
     secret = Secret(ref, value)
     with _lock:
         _cache[ref] = secret
@@ -203,30 +221,73 @@ def _resolve_file(ref: SecretRef, timeout: float) -> str:
     return value
 
 
+def _run_command(argv: list[str], timeout: float) -> tuple[int, bytes, bytes] | None:
+    """(status, stdout, stderr), or None when it timed out. In its own process group, killed
+    whole on timeout: a helper's background children (an agent it forked, a `sleep &`) would
+    otherwise outlive it, and hold the pipes open."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:  # a grandchild that left the group holds the pipes
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait()
+        return None
+    except BaseException:  # Ctrl-C while waiting: leave nothing running
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
+    return proc.returncode, stdout, stderr
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # all gone already
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def _resolve_command(ref: SecretRef, timeout: float) -> str:
     argv = ref.command_argv()
     try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
+        ran = _run_command(argv, timeout)
     except FileNotFoundError:
         raise SecretError(ref, f"command not found: {argv[0]}") from None
     except PermissionError:
         raise SecretError(ref, f"command not executable: {argv[0]}") from None
-    except subprocess.TimeoutExpired:
-        raise SecretError(ref, f"command timed out after {timeout:g}s") from None
     except (OSError, ValueError) as exc:
         raise SecretError(ref, f"command could not start: {type(exc).__name__}") from None
-    stdout = proc.stdout.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        last = _last_line(proc.stderr.decode("utf-8", "replace"))
-        last = _redact(last, [_strip_newline(stdout), *stdout.splitlines()])
-        why = f"command exited with status {proc.returncode}"
-        raise SecretError(ref, f"{why}: {last}" if last else f"{why} (no message on stderr)")
+    if ran is None:
+        raise SecretError(ref, f"command timed out after {timeout:g}s{_timeout_origin(timeout)}")
+    returncode, out, err = ran
+    stdout = out.decode("utf-8", "replace")
+    if returncode != 0:
+        # The first line only (later ones may dump what the helper read), with its own stdout
+        # and every value resolved so far cut out of it.
+        first = _redact(
+            _first_line(err.decode("utf-8", "replace")),
+            [
+                _strip_newline(stdout),
+                *stdout.splitlines(),
+                *revealed_values(),
+            ],
+        )
+        if returncode < 0:
+            why = f"command was killed by {_signal_name(-returncode)}"
+        else:
+            why = f"command exited with status {returncode}"
+        raise SecretError(
+            ref, f"{why}; its stderr began: {first}" if first else f"{why} (no message on stderr)"
+        )
     value = _strip_newline(stdout)
     if not value:
         raise SecretError(ref, "command printed nothing on stdout")
@@ -311,6 +372,27 @@ def _strip_newline(text: str) -> str:
     return text
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return _redact(lines[-1][:300], list(revealed_values())) if lines else ""
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _first_line(text: str) -> str:
+    """The first non-blank line, without terminal escapes or control characters, cut short."""
+    for line in text.splitlines():
+        clean = _CONTROL.sub("", _ANSI_ESCAPE.sub("", line)).strip()
+        if clean:
+            return clean[:300]
+    return ""
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _timeout_origin(timeout: float) -> str:
+    with _lock:
+        configured = _command_timeout
+    return " (console.timeout)" if configured is not None and timeout == configured else ""

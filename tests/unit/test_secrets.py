@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from keyring.backend import KeyringBackend
 from keyrings.alt.file import PlaintextKeyring
 
+from lab.config import load_config
 from lab.secrets import (
     Secret,
     SecretError,
@@ -26,6 +28,7 @@ from lab.secrets import (
     redact,
     resolve,
     revealed_values,
+    set_command_timeout,
     store_in_keyring,
 )
 from tests.testbed import require_tools
@@ -219,7 +222,9 @@ def test_command_failure_quotes_stderr_without_the_secret() -> None:
     with pytest.raises(SecretError) as info:
         resolve(SecretRef("command", f"sh -c {script!r}"))
     # The reference is the test's own text; what the command said is what must be cut.
-    assert info.value.reason == "command exited with status 3: error: token ****** rejected"
+    assert info.value.reason == (
+        "command exited with status 3; its stderr began: error: token ****** rejected"
+    )
 
 
 def test_command_failure_redacts_values_resolved_earlier(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,7 +232,66 @@ def test_command_failure_redacts_values_resolved_earlier(monkeypatch: pytest.Mon
     resolve("env:HLCON_TEST_EARLIER")
     with pytest.raises(SecretError) as info:
         resolve(SecretRef("command", "sh -c 'echo bad earlier-9c1d >&2; exit 1'"))
-    assert info.value.reason == "command exited with status 1: bad ******"
+    assert info.value.reason == "command exited with status 1; its stderr began: bad ******"
+
+
+def test_command_failure_shows_only_the_first_line_of_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A helper's later lines may dump what it read (another token, a config): only the first
+    line is quoted, every known value cut out of it, terminal escapes and all."""
+    monkeypatch.setenv("HLCON_TEST_KNOWN", "known-51be")
+    resolve("env:HLCON_TEST_KNOWN")
+    script = (
+        "printf '\\033[31mvault: denied for known-51be\\n' >&2; "
+        "echo 'debug: token=unknown-c0ffee' >&2; echo 'last: see above' >&2; exit 2"
+    )
+    with pytest.raises(SecretError) as info:
+        resolve(SecretRef("command", f"sh -c {script!r}"))
+    assert info.value.reason == (
+        "command exited with status 2; its stderr began: vault: denied for ******"
+    )
+    assert "unknown-c0ffee" not in info.value.reason and "\x1b" not in info.value.reason
+
+
+def test_command_killed_by_a_signal_says_which() -> None:
+    with pytest.raises(SecretError) as info:
+        resolve(SecretRef("command", "sh -c 'kill -TERM $$'"))
+    assert info.value.reason == "command was killed by SIGTERM (no message on stderr)"
+
+
+def test_command_timeout_is_the_configured_console_timeout(tmp_path: Path) -> None:
+    config = tmp_path / "lab.toml"
+    config.write_text('[console]\ntimeout = "500ms"\n')
+    load_config(config, {})
+    try:
+        with pytest.raises(SecretError, match=r"timed out after 0.5s \(console.timeout\)"):
+            resolve("command:sleep 60")
+    finally:
+        set_command_timeout(None)
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its new parent counts: it runs no more)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_command_timeout_kills_the_background_children_too(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; sleep 300"
+    with pytest.raises(SecretError, match=r"timed out after 0\.5s"):
+        resolve(SecretRef("command", f"sh -c {script!r}"), timeout=0.5)
+    child = int(pid_file.read_text())
+    # SIGKILL is sent before resolve returns; the kernel may take a moment to finish the exit.
+    for _ in range(200):
+        if _gone(child):
+            break
+        time.sleep(0.05)
+    assert _gone(child), f"background child {child} outlived the timeout"
 
 
 def test_command_not_found_timeout_and_silence() -> None:

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 REFRESH_MIN_INTERVAL = 0.25  # panes re-render at most 4×/s however fast readings arrive
 EXIT_AFTER_FIRST_FRAME = "HLCON_EXIT_AFTER_FIRST_FRAME"  # bench/startup.py: exit once painted
 FIRST_FRAME_FILE = "HLCON_FIRST_FRAME_FILE"  # … and write time.time() of the frame here
+# A toast stays over whatever screen is shown next: a failure is said briefly, and the audit
+# pane keeps the record.
+FAILURE_TOAST_SECONDS = 5.0
 
 
 class StoreChanged(Message):
@@ -339,7 +342,12 @@ class HlconApp(App[None]):
         try:
             result = await runner.run(prepared, answer, self._progress_sink(progress))
         except Exception as exc:
-            self.notify(f"{plan.summary}: {exc}", title="Action failed", severity="error")
+            self.notify(
+                f"{plan.summary}: {exc}",
+                title="Action failed",
+                severity="error",
+                timeout=FAILURE_TOAST_SECONDS,
+            )
             return None
         finally:
             progress.stop()
@@ -367,7 +375,8 @@ class HlconApp(App[None]):
         if rollback is not None:
             state = "rolled back" if getattr(rollback, "ok", False) else "ROLLBACK FAILED"
             text += f"\n{state}: {getattr(rollback, 'message', '')}"
-        self.notify(text, title="Action failed", severity="error", timeout=15)
+        text += "\nthe record: pane 7 Audit"
+        self.notify(text, title="Action failed", severity="error", timeout=FAILURE_TOAST_SECONDS)
 
     def _after_action(self) -> None:
         if self.ctx.poller is not None:

@@ -232,7 +232,7 @@ async def _do_in(args: argparse.Namespace, lab: Lab) -> int:
         return EXIT_OK
     print(f"failed: {result.outcome.message}", file=err)
     if result.rollback is None:
-        print(f"not rolled back: {plan.family} cannot roll back", file=err)
+        print("rollback: none — nothing was changed", file=err)
     elif result.rollback.ok:
         print(f"rolled back: {result.rollback.message}", file=err)
     else:

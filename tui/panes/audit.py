@@ -27,9 +27,15 @@ PHASE_STYLE = {
 }
 
 
+NOTHING_UNDONE = "none — nothing was changed"
+
+
 def result_text(record: Any) -> Text:
     result: Mapping[str, Any] | None = getattr(record, "result", None)
     reason: str | None = getattr(record, "reason", None)
+    if result and result.get("status") == "none":
+        # A rollback that found nothing to undo did not fail: it changed nothing.
+        return Text(NOTHING_UNDONE, "dim")
     if result:
         ok = result.get("ok")
         message = str(result.get("message", ""))

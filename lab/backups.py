@@ -632,7 +632,9 @@ class RepoReader:
         self.restic = Restic(lab, cfg)
         # restic's repository reads cost a key derivation each; backups change slowly
         self._interval = max(lab.config.console.refresh, 60.0)
-        self._timeout = max(lab.config.console.timeout, 60.0)
+        # the configured per-poll timeout, as for every reader: a hung restic must not hold
+        # `hlcon status` for a minute (raise console.timeout for a slow repository)
+        self._timeout = lab.config.console.timeout
         self._stats: tuple[frozenset[str], RepoStats] | None = None
         # (local fingerprint, state, monotonic time restic was last asked)
         self._last: tuple[object, RepoState, float] | None = None

@@ -49,7 +49,11 @@ def duration(text: str, default: float) -> Any:
 @dataclass(frozen=True)
 class ConsoleConfig:
     refresh: float = duration("How often readers poll (each target on its own schedule).", 5.0)
-    timeout: float = duration("Per-poll timeout; a slower reader becomes a Fault.", 10.0)
+    timeout: float = duration(
+        "Per-poll timeout of every reader (restic's included) and of a command: secret; "
+        "a slower one becomes a Fault.",
+        10.0,
+    )
     read_only: bool = doc("Refuse every action (also: hlcon --read-only).", default=False)
     theme: str = doc(
         "A Textual theme name (textual-dark, nord, gruvbox …).", default="textual-dark"

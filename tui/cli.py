@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import faulthandler
 import importlib
 import os
@@ -15,14 +16,33 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lab import __version__
 
 COMMANDS = ("config", "status", "audit", "do", "maintenance", "secret")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, saying which commands exist (and the nearest) for an unknown one; plain
+    `hlcon WORD` has no commands registered, so argparse alone says "(choose from )"."""
+
+    known_commands: Sequence[str] = ()
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if not isinstance(action, argparse._SubParsersAction) or value in action.choices:
+            return super()._check_value(action, value)
+        names = list(action.choices or ()) or list(self.known_commands)
+        noun = action.metavar.lower() if isinstance(action.metavar, str) else "command"
+        close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+        near = f'; did you mean "{close[0]}"?' if close else ""
+        raise argparse.ArgumentError(
+            None, f'unknown {noun} "{value}"{near} ({noun}s: {", ".join(names)})'
+        )
+
+
 def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hlcon",
         description="The operations console for homelabs. Without a command: the TUI.",
     )
@@ -31,6 +51,7 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
         "--config", type=Path, help="config file (else $HLCON_CONFIG, XDG, default)"
     )
     parser.add_argument("--read-only", action="store_true", help="refuse every action")
+    parser.known_commands = COMMANDS
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in commands:
         try:
@@ -44,7 +65,7 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_global_options(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_global_options(sub: argparse._SubParsersAction[Any]) -> None:
     """The global options work after the subcommand too (`hlcon status --config F`), as people
     type them; SUPPRESS keeps a value given before the subcommand."""
     for name, subparser in sub.choices.items():

@@ -57,3 +57,34 @@ def test_a_fifo_as_the_config_is_refused_not_waited_on(
     os.mkfifo(fifo)
     assert main(["status", "--config", str(fifo)]) == 3
     assert f"{fifo}: not a regular file (a FIFO)" in capsys.readouterr().err
+
+
+def test_an_unknown_command_lists_the_commands_and_suggests_the_nearest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["stauts"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'unknown command "stauts"; did you mean "status"?' in err
+    assert "commands: config, status, audit, do, maintenance, secret" in err
+    assert "choose from )" not in err
+
+
+def test_an_unknown_command_without_a_near_one_still_lists_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["wtach"])
+    err = capsys.readouterr().err
+    commands = "config, status, audit, do, maintenance, secret"
+    assert f'unknown command "wtach" (commands: {commands})' in err
+
+
+def test_an_unknown_action_of_a_command_suggests_the_nearest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["secret", "chek", "env:X"])
+    err = capsys.readouterr().err
+    assert 'unknown action "chek"; did you mean "check"? (actions: check, set)' in err

@@ -150,7 +150,15 @@ class VpnConfig:
     peers_file: Path | None = doc("The wg-quick conf where new peers are persisted.", default=None)
     dns: str | None = doc("DNS server written into client configs.", default=None)
     stale_after: float = duration("A handshake older than this makes a peer stale.", 180.0)
-    always_on: tuple[str, ...] = doc("Peer names whose staleness is a finding.", default=())
+    always_on: tuple[str, ...] = doc(
+        "Peer names (or keys) that must always be up: never seen or 10× stale is critical.",
+        default=(),
+    )
+    expected_offline: tuple[str, ...] = doc(
+        "Peer names (or keys) expected to be offline at times (a roaming phone): not a finding"
+        " when stale. Every other enabled peer is.",
+        default=(),
+    )
     peer_names: dict[str, str] = doc(
         "Public key → name, for peers without a # name comment.", default_factory=dict
     )

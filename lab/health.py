@@ -243,8 +243,10 @@ def container_findings(
 
 @rule("vpn")
 def vpn_findings(state: WgInterface, config: Config, key: Key, now: datetime) -> list[Finding]:
-    """An interface down is critical; an always-on peer whose handshake is stale is a warning
-    (critical when it never shook hands or is 10× past stale_after)."""
+    """An interface down is critical. Every enabled peer that never completed a handshake, or
+    whose last one is older than stale_after, is a warning — unless listed in expected_offline
+    (a roaming phone). An always_on peer is critical when it never shook hands or is 10× past
+    stale_after."""
     cfg = next(
         (v for v in config.vpn if f"{v.interface}@{v.host}" == key[1]),
         None,
@@ -262,26 +264,30 @@ def vpn_findings(state: WgInterface, config: Config, key: Key, now: datetime) ->
         ]
     out: list[Finding] = []
     always_on = set(cfg.always_on) if cfg else set()
+    expected_offline = set(cfg.expected_offline) if cfg else set()
     stale_after = cfg.stale_after if cfg else state.stale_after
     for peer in state.peers:
-        if peer.name not in always_on or peer.disabled:
+        if peer.disabled or {peer.name, peer.public_key} & expected_offline:
             continue
+        must = bool({peer.name, peer.public_key} & always_on)
         if peer.latest_handshake is None:
-            sev, text = Severity.CRITICAL, "never shook hands"
+            sev = Severity.CRITICAL if must else Severity.WARNING
+            text = "never completed a handshake"
         else:
             age = (now - peer.latest_handshake).total_seconds()
             if age <= stale_after:
                 continue
-            sev = Severity.CRITICAL if age > 10 * stale_after else Severity.WARNING
+            sev = Severity.CRITICAL if must and age > 10 * stale_after else Severity.WARNING
             text = f"last handshake {ago(now, peer.latest_handshake)} ago"
+        kind = "always-on peer" if must else "peer"
         out.append(
             Finding(
                 sev,
                 key,
                 f"{state.name} peer {peer.name}",
-                f"always-on peer {peer.name} on {where}: {text} "
+                f"{kind} {peer.name} on {where}: {text} "
                 f"(stale after {ago(now, now - timedelta(seconds=stale_after))})",
-                row=f"{state.name}/{peer.public_key}",
+                row=f"{where}/{peer.public_key}",
                 rule="vpn-stale-peer",
             )
         )

@@ -91,8 +91,31 @@ async def test_wg_dump_path_agrees_with_uapi(wg_testbed: WgTestbed, lab: Lab) ->
 async def test_health_flags_the_never_seen_always_on_peer(wg_testbed: WgTestbed, lab: Lab) -> None:
     reading = await read(lab)
     findings = vpn_findings(reading, lab.config, ("vpn", f"{wg_testbed.iface}@local"), utcnow())
-    assert [(f.subject, f.severity) for f in findings] == [
+    # (other tests add peers of their own to the session's interface: only the testbed's two)
+    mine = {f"{wg_testbed.iface} peer {n}" for n in ("laptop", "phone")}
+    assert [(f.subject, f.severity) for f in findings if f.subject in mine] == [
         (f"{wg_testbed.iface} peer phone", Severity.CRITICAL)
+    ]
+
+
+async def test_a_peer_that_never_shook_hands_is_a_finding_by_default(
+    wg_testbed: WgTestbed, tmp_path: Path
+) -> None:
+    """Without always_on: the real never-seen phone is a warning, the laptop that pings is not;
+    `expected_offline` silences it (issue 11 §2)."""
+    key = ("vpn", f"{wg_testbed.iface}@local")
+    mine = {f"{wg_testbed.iface} peer {n}" for n in ("laptop", "phone")}
+    plain = Lab(wg_testbed.config(tmp_path / "state", always_on=()))
+    findings = [
+        f for f in vpn_findings(await read(plain), plain.config, key, utcnow()) if f.subject in mine
+    ]
+    assert [(f.subject, f.severity) for f in findings] == [
+        (f"{wg_testbed.iface} peer phone", Severity.WARNING)
+    ]
+    assert "never completed a handshake" in findings[0].message
+    away = Lab(wg_testbed.config(tmp_path / "state", always_on=(), expected_offline=("phone",)))
+    assert not [
+        f for f in vpn_findings(await read(away), away.config, key, utcnow()) if f.subject in mine
     ]
 
 

@@ -27,6 +27,7 @@ from tui.screens.peer_add import PeerAddScreen
 
 pytestmark = pytest.mark.testbed
 SIZE = (100, 40)
+STATE = 1  # the pane's state column
 
 
 def console(bed: WgTestbed, tmp_path: Path) -> tuple[HlconApp, Runner, Lab]:
@@ -64,7 +65,7 @@ async def test_wizard_adds_a_peer_that_comes_online(wg_testbed: WgTestbed, tmp_p
     client_file = tmp_path / "wizard-phone.conf"
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: "laptop" in pane_rows(app), "the pane shows the laptop")
-        assert pane_rows(app)["phone"][-1] == "never"
+        assert pane_rows(app)["phone"][STATE] == "no handshake"  # always_on, never seen
         await pilot.press("a")
         await wait_for(pilot, lambda: isinstance(app.screen, PeerAddScreen), "wizard open")
         wizard = app.screen
@@ -95,7 +96,7 @@ async def test_wizard_adds_a_peer_that_comes_online(wg_testbed: WgTestbed, tmp_p
         def online() -> bool:
             app.ctx.poller.refresh()
             row = pane_rows(app).get("wizard-phone")
-            return row is not None and row[-1] == "online"
+            return row is not None and row[STATE] == "online"
 
         await wait_for(pilot, online, "the pane shows wizard-phone online")
     assert private not in runner.audit.path.read_text()
@@ -136,3 +137,47 @@ async def test_wizard_cancel_at_every_step_changes_nothing(
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, PeerAddScreen), "wizard left")
     assert snapshot(wg_testbed) == before
+
+
+async def test_pane_disables_enables_and_removes_a_peer_by_its_key(
+    wg_testbed: WgTestbed, tmp_path: Path
+) -> None:
+    """`d`, `e` and `x` on a peer row name the peer by its 44-character public key: each is
+    planned, confirmed and done against the real interface (it crashed the console before)."""
+    from actions.vpn import PeerAdd
+    from tests.test_vpn import live_peers, target
+    from tui.screens.confirm import ConfirmModal
+
+    app, runner, lab = console(wg_testbed, tmp_path)
+    added = await runner.run(
+        await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "pane-key"})), ""
+    )
+    assert added.ok, added.outcome.message
+    key = str(added.outcome.details["peer"])
+    row_id = f"{wg_testbed.iface}@local/{key}"
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.query_one(VpnPane)
+
+        def state() -> str | None:
+            app.ctx.poller.refresh()
+            row = pane_rows(app).get("pane-key")
+            return row[STATE] if row is not None else None
+
+        async def press_on_row(keys: str, answer: str) -> None:
+            await wait_for(pilot, lambda: pane.select_row(row_id), "the peer's row", seen=state)
+            await pilot.press(keys)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "the confirm")
+            await pilot.press(*answer, "enter")
+
+        await wait_for(pilot, lambda: state() == "no handshake", "the new peer", seen=state)
+        await press_on_row("d", "pane-key")
+        await wait_for(pilot, lambda: state() == "disabled", "disabled", seen=state)
+        assert key not in {k for k, _ in live_peers(wg_testbed)}
+        await press_on_row("e", "")
+        await wait_for(pilot, lambda: state() == "no handshake", "enabled again", seen=state)
+        assert key in {k for k, _ in live_peers(wg_testbed)}
+        await press_on_row("x", "pane-key")
+        await wait_for(pilot, lambda: state() is None, "removed", seen=state)
+        assert key not in {k for k, _ in live_peers(wg_testbed)}
+    outcomes = [r for r in runner.audit.records() if r.phase == "outcome"]
+    assert len(outcomes) == 4 and all((r.result or {}).get("ok") for r in outcomes), outcomes

@@ -1,7 +1,8 @@
 """Frozen WireGuard readings for the VPN pane's snapshot and screenshot (catalog.py).
 
-One hub with three peers — a laptop online and moving data, a phone gone stale, a NAS whose
-peer block is disabled — and a second interface that is down.
+One hub with five peers — a laptop online and moving data, a phone gone stale, a NAS whose
+peer block is disabled, a tablet that roams (expected_offline: "away", no finding) and a printer
+that never completed a handshake — and a second interface that is down.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ KEYS = {
     "laptop": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
     "phone": "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=",
     "nas": "gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA=",
+    "tablet": "hB1gq1+Vb8z7WfQm2hRvOQ0zP0yfR2u1hZ9T7Yd3m3o=",
+    "printer": "AJ3p2y4C0Vwq8w6kPZc4z2mQy8bqI2H1pYd2k2HcT0E=",
 }
 
 
@@ -41,6 +44,9 @@ def demo_interfaces() -> list[WgInterface]:
                    NOW - timedelta(hours=5, minutes=12), 44_000_512, 3_120_448,
                    age=18720, rx_rate=0, tx_rate=0, online=False),
             WgPeer(KEYS["nas"], "nas", None, ("10.100.0.4/32",), None, 0, 0, disabled=True),
+            WgPeer(KEYS["tablet"], "tablet", "192.0.2.80:1444", ("10.100.0.5/32",),
+                   NOW - timedelta(days=2), 5_120_000, 880_112, age=172800, online=False),
+            WgPeer(KEYS["printer"], "printer", None, ("10.100.0.6/32",), None, 0, 0),
         ),
     )  # fmt: skip
     wg1 = WgInterface(
@@ -53,7 +59,12 @@ def demo_interfaces() -> list[WgInterface]:
 def vpn_app() -> HlconApp:
     config = Config(
         vpn=(
-            VpnConfig(interface="wg0", host="fufuwuqi", always_on=("laptop", "phone")),
+            VpnConfig(
+                interface="wg0",
+                host="fufuwuqi",
+                always_on=("laptop",),
+                expected_offline=("tablet",),
+            ),
             VpnConfig(interface="wg1", host="skylab"),
         )
     )

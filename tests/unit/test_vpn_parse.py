@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -463,6 +464,31 @@ def test_health_rules() -> None:
     down = build_interface(None, cfg, host="local", at=AT, source="wg", up=False)
     [finding] = vpn_findings(down, config, key, AT)
     assert finding.severity == Severity.CRITICAL and "down" in finding.message
+
+
+def test_every_peer_is_watched_by_default() -> None:
+    """No always_on needed: a peer that never shook hands, or whose handshake is older than
+    stale_after, is a finding (issue 11 §2); expected_offline peers (a roaming phone) are not."""
+    cfg = VpnConfig(interface="wg0", stale_after=180.0)
+    key = ("vpn", "wg0@local")
+    conf = parse_wg_quick_conf(text("wg-quick-named.conf"))
+    reading = build_interface(
+        raw(1, AT - timedelta(seconds=60)), cfg, host="local", at=AT, source="uapi", up=True,
+        conf=conf,
+    )  # fmt: skip
+    found = {f.subject: f for f in vpn_findings(reading, Config(vpn=(cfg,)), key, AT)}
+    assert set(found) == {"wg0 peer phone"}
+    assert found["wg0 peer phone"].severity == Severity.WARNING
+    assert "never completed a handshake" in found["wg0 peer phone"].message
+    assert found["wg0 peer phone"].row == f"wg0@local/{PHONE}"
+    late = {
+        f.subject: f
+        for f in vpn_findings(reading, Config(vpn=(cfg,)), key, AT + timedelta(minutes=5))
+    }
+    assert late["wg0 peer laptop"].severity == Severity.WARNING
+    assert "last handshake 6m ago" in late["wg0 peer laptop"].message
+    away = dataclasses.replace(cfg, expected_offline=("phone", LAPTOP))
+    assert vpn_findings(reading, Config(vpn=(away,)), key, AT + timedelta(minutes=5)) == []
 
 
 # ---------------------------------------------------------------- peer-add helpers

@@ -23,8 +23,9 @@ import shlex
 import signal
 import subprocess
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lab.files import KIB, UnreadableFile, expand_user, read_regular_file
 
@@ -294,6 +295,66 @@ def _resolve_command(ref: SecretRef, timeout: float) -> str:
     return value
 
 
+PLAINTEXT_KEYRING_VAR = "HLCON_PLAINTEXT_KEYRING"
+NO_SECURE_KEYRING_HELP = (
+    "for a real keyring run a Secret Service (gnome-keyring or KeePassXC in a desktop session; "
+    "headless: dbus-run-session with gnome-keyring-daemon --unlock) or KWallet, or point the "
+    "config at file:/PATH (a mode-600 file) or command:ARGV (pass, sops, a vault CLI) instead; "
+    f"to store in a plaintext file anyway, set {PLAINTEXT_KEYRING_VAR}=1"
+)
+
+
+def plaintext_keyring_allowed(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the user turned plaintext keyring storage on ($HLCON_PLAINTEXT_KEYRING=1)."""
+    value = (os.environ if env is None else env).get(PLAINTEXT_KEYRING_VAR, "")
+    return value.strip().lower() in ("1", "yes", "true", "on")
+
+
+def is_plaintext_backend(backend: object) -> bool:
+    """keyrings.alt's PlaintextKeyring (base64 in a file) and its kind: readable by anyone who
+    can read the file, so never chosen silently."""
+    return any("plaintext" in cls.__name__.lower() for cls in type(backend).__mro__)
+
+
+def _backends() -> list[Any]:
+    """The keyring backends keyring would try, in its order (a chainer's members)."""
+    import keyring
+
+    chosen = keyring.get_keyring()
+    members = (
+        getattr(chosen, "backends", None) if type(chosen).__name__ == "ChainerBackend" else None
+    )
+    return list(members) if members else [chosen]
+
+
+def describe_backend(backend: object) -> str:
+    """A keyring backend, for people: which one, and where a file backend keeps its file."""
+    cls = type(backend)
+    name = f"{cls.__module__}.{cls.__name__}"
+    if cls.__module__.endswith("SecretService"):
+        return f"the Secret Service ({name})"
+    if cls.__module__.endswith("kwallet"):
+        return f"KWallet ({name})"
+    path = getattr(backend, "file_path", None)
+    if is_plaintext_backend(backend):
+        return f"a PLAINTEXT file, {path} ({name})" if path else f"a PLAINTEXT store ({name})"
+    return f"{name} (file {path})" if isinstance(path, str) else name
+
+
+def keyring_holder(ref: SecretRef) -> Any:
+    """The backend that holds a keyring: reference's entry, or None."""
+    import keyring.errors
+
+    service, user = ref.keyring_service_user()
+    for backend in _backends():
+        try:
+            if backend.get_password(service, user) is not None:
+                return backend
+        except keyring.errors.KeyringError:
+            continue
+    return None
+
+
 def _resolve_keyring(ref: SecretRef, timeout: float) -> str:
     import keyring
     import keyring.errors
@@ -321,24 +382,40 @@ _RESOLVERS = {
 }
 
 
-def store_in_keyring(ref: SecretRef, value: str) -> str:
-    """Store `value` under a keyring: reference; returns the backend's name. Raises SecretError."""
-    import keyring
+def store_in_keyring(ref: SecretRef, value: str, *, allow_plaintext: bool | None = None) -> str:
+    """Store `value` under a keyring: reference; returns where (describe_backend). Raises
+    SecretError. A plaintext backend is used only when allowed (default: $HLCON_PLAINTEXT_KEYRING)
+    — keyrings.alt's file is what keyring falls back to when there is no Secret Service."""
     import keyring.errors
 
     if ref.scheme != "keyring":
         raise SecretError(ref, "only keyring: references can be stored (the others are read-only)")
     if not value:
         raise SecretError(ref, "refusing to store an empty secret")
+    if allow_plaintext is None:
+        allow_plaintext = plaintext_keyring_allowed()
     service, user = ref.keyring_service_user()
-    try:
-        keyring.set_password(service, user, value)
-    except keyring.errors.KeyringError as exc:
-        raise SecretError(ref, f"cannot store in the keyring: {_keyring_error(exc)}") from None
-    with _lock:
-        _cache.pop(ref, None)
-        _revealed.add(value)
-    return type(keyring.get_keyring()).__name__
+    backends = _backends()
+    usable = [b for b in backends if allow_plaintext or not is_plaintext_backend(b)]
+    refused = [describe_backend(b) for b in backends if b not in usable]
+    failures: list[str] = []
+    for backend in usable:
+        try:
+            backend.set_password(service, user, value)
+        except NotImplementedError:
+            continue
+        except keyring.errors.KeyringError as exc:
+            failures.append(f"{describe_backend(backend)}: {_keyring_error(exc)}")
+            continue
+        with _lock:
+            _cache.pop(ref, None)
+            _revealed.add(value)
+        return describe_backend(backend)
+    if refused:
+        why = "the only keyring here is " + ", ".join(refused)
+    else:
+        why = "; ".join(failures) or "no keyring backend here"
+    raise SecretError(ref, f"nothing stored: {why}; {NO_SECURE_KEYRING_HELP}")
 
 
 def keyring_backend_name() -> str:

@@ -314,9 +314,29 @@ def test_keyring_with_a_real_file_backend(plaintext_keyring: PlaintextKeyring) -
         resolve(ref)
     assert "no entry for service 'hlcon', user 'offsite'" in str(info.value)
     assert "hlcon secret set keyring:hlcon/offsite" in str(info.value)
-    assert store_in_keyring(ref, "kr-value-55aa") == "PlaintextKeyring"
+    stored_in = store_in_keyring(ref, "kr-value-55aa", allow_plaintext=True)
+    assert stored_in == (
+        f"a PLAINTEXT file, {plaintext_keyring.file_path} (keyrings.alt.file.PlaintextKeyring)"
+    )
     assert resolve(ref).reveal() == "kr-value-55aa"
     assert Path(plaintext_keyring.file_path).exists()
+
+
+def test_a_plaintext_keyring_is_never_used_unless_turned_on(
+    plaintext_keyring: PlaintextKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HLCON_PLAINTEXT_KEYRING", raising=False)
+    ref = SecretRef.parse("keyring:hlcon/offsite")
+    with pytest.raises(SecretError) as info:
+        store_in_keyring(ref, "kr-value-77cc")
+    reason = info.value.reason
+    assert reason.startswith("nothing stored: the only keyring here is a PLAINTEXT file")
+    assert "Secret Service" in reason and "file:/PATH" in reason and "command:ARGV" in reason
+    assert "HLCON_PLAINTEXT_KEYRING=1" in reason and "kr-value-77cc" not in reason
+    assert not Path(plaintext_keyring.file_path).exists()
+    monkeypatch.setenv("HLCON_PLAINTEXT_KEYRING", "1")
+    assert store_in_keyring(ref, "kr-value-77cc").startswith("a PLAINTEXT file")
+    assert resolve(ref).reveal() == "kr-value-77cc"
 
 
 def test_only_keyring_references_can_be_stored(plaintext_keyring: PlaintextKeyring) -> None:
@@ -329,8 +349,12 @@ def test_only_keyring_references_can_be_stored(plaintext_keyring: PlaintextKeyri
 # ── the CLI, as a real process
 
 
-def hlcon(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HLCON_")}
+def hlcon(
+    *args: str, env: dict[str, str], stdin: str = "", unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("HLCON_") and k not in unset
+    }
     full_env |= {"PYTHONPATH": str(REPO)} | env
     return subprocess.run(
         [sys.executable, "-m", "tui.cli", *args],
@@ -343,19 +367,38 @@ def hlcon(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.Comple
     )
 
 
+def test_cli_secret_set_refuses_the_fallback_plaintext_keyring(tmp_path: Path) -> None:
+    """No Secret Service (no D-Bus session) and keyring's own choice: keyrings.alt's file."""
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    unset = ("DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND")
+    stored = hlcon(
+        "secret", "set", "keyring:hlcon/cli", env=env, stdin="cli-secret-9a0f\n", unset=unset
+    )
+    assert stored.returncode == 1, stored.stdout
+    assert "nothing stored: the only keyring here is a PLAINTEXT file" in stored.stderr
+    assert "HLCON_PLAINTEXT_KEYRING=1" in stored.stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(b"cli-secret-9a0f" not in p.read_bytes() for p in files)
+    assert not any(p.name == "keyring_pass.cfg" for p in files)
+
+
 def test_cli_secret_set_and_check_with_the_file_keyring(tmp_path: Path) -> None:
     env = {
         "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "HLCON_PLAINTEXT_KEYRING": "1",
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "HOME": str(tmp_path),
     }
     stored = hlcon("secret", "set", "keyring:hlcon/cli", env=env, stdin="cli-secret-0b9e\n")
     assert stored.returncode == 0, stored.stderr
-    assert stored.stdout.strip() == "stored keyring:hlcon/cli in the keyring (PlaintextKeyring)"
+    cfg = tmp_path / "data" / "python_keyring" / "keyring_pass.cfg"
+    where = f"a PLAINTEXT file, {cfg} (keyrings.alt.file.PlaintextKeyring)"
+    assert stored.stdout.strip() == f"stored keyring:hlcon/cli in {where}"
+    assert "readable by anyone who can read that file" in stored.stderr
     checked = hlcon("secret", "check", "keyring:hlcon/cli", env=env)
     assert (checked.returncode, checked.stdout.strip()) == (
         0,
-        "keyring:hlcon/cli: resolves (value hidden)",
+        f"keyring:hlcon/cli: resolves (value hidden); held by {where}",
     )
     for result in (stored, checked):
         assert "cli-secret-0b9e" not in result.stdout + result.stderr
@@ -402,8 +445,9 @@ def test_secret_service_under_dbus(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "stored keyring:hlcon/offsite in the keyring (Keyring)" in result.stdout
-    assert "keyring:hlcon/offsite: resolves (value hidden)" in result.stdout
+    service = "the Secret Service (keyring.backends.SecretService.Keyring)"
+    assert f"stored keyring:hlcon/offsite in {service}" in result.stdout
+    assert f"keyring:hlcon/offsite: resolves (value hidden); held by {service}" in result.stdout
     assert 'password = "keyring:hlcon/offsite"  # resolves (value hidden)' in result.stdout
     assert "ss-secret-d41c" not in result.stdout + result.stderr
     # The keyring daemon kept it, not a file of ours.

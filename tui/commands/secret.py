@@ -7,7 +7,16 @@ import getpass
 import sys
 from typing import Any
 
-from lab.secrets import SecretError, SecretRef, resolve, store_in_keyring
+from lab.secrets import (
+    PLAINTEXT_KEYRING_VAR,
+    SecretError,
+    SecretRef,
+    describe_backend,
+    is_plaintext_backend,
+    keyring_holder,
+    resolve,
+    store_in_keyring,
+)
 
 EXIT_OK = 0
 EXIT_UNRESOLVED = 1
@@ -22,7 +31,15 @@ def register(subparsers: Any) -> None:
     check.add_argument("ref", help="keyring:SERVICE/USER, env:NAME, file:/PATH or command:ARGV")
     check.set_defaults(func=run_check)
 
-    store = sub.add_parser("set", help="store a value in the keyring, read from stdin")
+    store = sub.add_parser(
+        "set",
+        help="store a value in the keyring, read from stdin",
+        description=(
+            "Store a value in the keyring (a Secret Service, KWallet …), read from stdin. "
+            "keyrings.alt's plaintext file, keyring's fallback when there is no Secret Service, "
+            f"is used only with {PLAINTEXT_KEYRING_VAR}=1 in the environment."
+        ),
+    )
     store.add_argument("ref", help="keyring:SERVICE/USER")
     store.set_defaults(func=run_set)
 
@@ -44,8 +61,18 @@ def run_check(args: argparse.Namespace) -> int:
     except SecretError as exc:
         print(f"{exc}", file=sys.stderr)
         return EXIT_UNRESOLVED
-    print(f"{ref}: resolves (value hidden)")
+    holder = keyring_holder(ref) if ref.scheme == "keyring" else None
+    where = f"; held by {describe_backend(holder)}" if holder is not None else ""
+    print(f"{ref}: resolves (value hidden){where}")
+    if holder is not None and is_plaintext_backend(holder):
+        print(_PLAINTEXT_WARNING, file=sys.stderr)
     return EXIT_OK
+
+
+_PLAINTEXT_WARNING = (
+    "warning: a plaintext keyring is readable by anyone who can read that file; a Secret "
+    "Service, or a file:/command: reference, keeps it safer"
+)
 
 
 def _read_value() -> str:
@@ -76,5 +103,7 @@ def run_set(args: argparse.Namespace) -> int:
     except SecretError as exc:
         print(f"{exc}", file=sys.stderr)
         return EXIT_UNRESOLVED
-    print(f"stored {ref} in the keyring ({backend})")
+    print(f"stored {ref} in {backend}")
+    if backend.startswith("a PLAINTEXT"):
+        print(_PLAINTEXT_WARNING, file=sys.stderr)
     return EXIT_OK

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from actions import policy
 from actions.audit import AuditError, AuditLog, AuditRecord, Who
 from actions.base import Action, ActionFailed, Outcome, Plan, Progress, no_progress
+from actions.hostkey_audit import audit_key_changes
 from actions.locks import LockHeld, TargetLocks, lock_path
 from actions.maintenance import Maintenance
 
@@ -88,6 +89,7 @@ class Runner:
         it to console.read_only — a flag can only make hlcon stricter."""
         self.lab = lab
         self.config = lab.config
+        audit_key_changes(lab)  # a changed SSH host key is audited in every acting process
         self.state_dir: Path = policy.state_dir(self.config)
         self.audit = audit or AuditLog(policy.audit_log_path(self.config), clock=lab.clock)
         self.read_only = read_only

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
 
-from lab.config import Config, HostConfig, audit_log_path, state_dir
+from lab.config import Config, HostConfig, state_dir
 from lab.execute import CommandResult, LineSink
 from lab.poller import ReadError
 
@@ -615,31 +615,12 @@ class SshPool:
         return self.hosts[name]
 
     def _key_changed(self, err: HostKeyChanged) -> None:
-        audit_key_changed(self.lab.config, err)
-        for listener in list(self.key_changed_listeners):
+        # The lab only reports; the audit record is written above it (actions.hostkey_audit).
+        for listener in [*self.lab.host_key_listeners, *self.key_changed_listeners]:
             listener(err)
 
     async def aclose(self) -> None:
         await asyncio.gather(*(h.close() for h in self.hosts.values()), return_exceptions=True)
-
-
-def audit_key_changed(config: Config, err: HostKeyChanged) -> None:
-    """One audit record per changed key: hlcon refused to talk to the host."""
-    from actions.audit import AuditLog, Who
-
-    AuditLog(audit_log_path(config)).append(
-        "refused",
-        who=Who.current(),
-        action="ssh.connect",
-        target=f"host:{err.host}",
-        reason=str(err),
-        result={
-            "fingerprint": err.key.fingerprint,
-            "algorithm": err.key.algorithm,
-            "known_hosts": [str(f) for f in err.files],
-        },
-        sync=True,
-    )
 
 
 def pool(lab: Lab) -> SshPool:

@@ -16,6 +16,7 @@ from lab.model import utcnow
 
 if TYPE_CHECKING:
     from lab.poller import Reader
+    from lab.ssh import HostKeyListener
 
 Clock = Callable[[], datetime]
 
@@ -32,6 +33,9 @@ class Lab:
         self._executors: dict[str, Executor] = {}
         # Per-domain shared state (docker clients, ssh pool …), keyed by the domain module.
         self.shared: dict[str, Any] = {}
+        # Told of every changed SSH host key (lab.ssh); the audit record is the action layer's
+        # (actions.hostkey_audit), so the lab never imports actions.
+        self.host_key_listeners: list[HostKeyListener] = []
 
     @property
     def local_name(self) -> str:

@@ -212,6 +212,10 @@ async def test_changed_key_blocks_that_host_only_and_is_audited(
         cfgs[0], name="changed", address=victim.address, port=victim.port, services=("demo",)
     )
     the_lab = make_lab(tmp_path, *cfgs, victim_cfg)
+    from actions.hostkey_audit import audit_key_changes
+
+    audit_key_changes(the_lab)  # as the runner and `hlcon status` attach it
+    audit_key_changes(the_lab)  # once, however often attached
     try:
         assert (await the_lab.executor("changed").run(["true"], timeout=5)).ok
         await ssh_host(the_lab, "changed").close()

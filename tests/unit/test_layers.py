@@ -1,24 +1,25 @@
-"""The house rules of DESIGN.md, enforced on the source (an AST walk, so lazy imports count too).
+"""The house rules of DESIGN.md that an import contract cannot say. The import rules themselves
+(tui → actions → lab; lab and actions never import textual; tui never imports docker, asyncssh,
+pyroute2, subprocess or socket) are import-linter contracts in pyproject.toml, run by dev/test;
+the first test here runs them too and shows they catch a broken rule.
 
-- tui/ never imports docker, asyncssh, pyroute2, subprocess or socket: it reads the store and calls
-  the runner.
-- lab/ and actions/ never import textual.
 - Nothing outside actions/ changes the lab: the mutating docker SDK calls live in actions/ only.
+- Only the runner calls an action's execute() or rollback().
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FORBIDDEN = {
-    "tui": {"docker", "asyncssh", "pyroute2", "subprocess", "socket"},
-    "lab": {"textual"},
-    "actions": {"textual"},
-}
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # Container-changing SDK methods: only action families may call them.
 MUTATING_CALLS = {
     "restart",
@@ -32,39 +33,41 @@ MUTATING_CALLS = {
 }
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), str(path))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0])
-        elif (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "id", None) == "__import__"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            found.add(str(node.args[0].value).split(".")[0])
-    return found
+def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=tree, env=env, capture_output=True, text=True
+    )
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_layer_imports(package: str) -> None:
-    files = sorted((ROOT / package).rglob("*.py"))
-    assert files, f"{package}/ has no Python files"
-    offenders = {
-        str(f.relative_to(ROOT)): sorted(imported_modules(f) & FORBIDDEN[package]) for f in files
-    }
-    offenders = {f: mods for f, mods in offenders.items() if mods}
-    assert not offenders, f"layer rule broken: {offenders}"
-
-
-def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    import subprocess\n    from docker import errors\n")
-    assert {"subprocess", "docker"} <= imported_modules(bad)
+@pytest.mark.parametrize(
+    ("package", "bad_import", "contract"),
+    [
+        (None, None, None),
+        ("lab", "import textual", "never import textual"),
+        ("lab", "from actions import audit", "Layers"),
+        ("tui", "def f():\n    import subprocess", "no docker, asyncssh"),
+    ],
+)
+def test_import_contracts_hold_and_catch_a_break(
+    tmp_path: Path, package: str | None, bad_import: str | None, contract: str | None
+) -> None:
+    assert LINT_IMPORTS.exists(), "import-linter is in the test group (dev/venv installs it)"
+    for name in ("lab", "actions", "tui"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    if package is None:  # the real tree keeps every contract
+        done = lint_imports(tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "0 broken" in done.stdout
+        return
+    assert bad_import is not None and contract is not None
+    (tmp_path / package / "zz_broken_rule.py").write_text(bad_import + "\n")
+    done = lint_imports(tmp_path)
+    assert done.returncode != 0, done.stdout
+    broken = [ln for ln in done.stdout.splitlines() if ln.rstrip().endswith("BROKEN")]
+    assert broken and contract in " ".join(done.stdout.split()), done.stdout
+    assert f"{package}.zz_broken_rule" in done.stdout
 
 
 def test_lab_never_mutates_containers() -> None:

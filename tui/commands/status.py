@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from actions.hostkey_audit import audit_key_changes
 from lab import __version__
 from lab.config import Config, ConfigError, load_config
 from lab.health import evaluate, worst
@@ -31,6 +32,7 @@ def register(sub: Any) -> None:
 
 async def collect(config: Config) -> tuple[Store, Lab]:
     lab = Lab(config)
+    audit_key_changes(lab)  # a host key that changed is audited even by a read-only pass
     store = Store()
     poller = Poller(store, lab.readers())
     try:

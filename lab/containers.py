@@ -122,11 +122,38 @@ def _int(value: object, what: str) -> int:
     return int(value)
 
 
+def json_kind(value: object) -> str:
+    """What a JSON value is, for messages: "a string", "an array", "an object" …"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
 def _dict(value: object, what: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError(f"{what}: expected an object, got {type(value).__name__}")
+        raise ValueError(f"{what}: expected an object, got {json_kind(value)}")
+    return value
+
+
+def objects(value: object, what: str) -> list[JSONDict]:
+    """A JSON array of objects, checked: ValueError naming the first entry that is not one."""
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is {json_kind(value)}, not a list")
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{what}: entry {i} is {json_kind(entry)}, not an object")
     return value
 
 
@@ -298,7 +325,13 @@ def parse_version(version: Mapping[str, Any]) -> tuple[str, str, bool]:
     """(engine "podman 4.3.1" / "docker 24.0.7", API version, is_podman) from GET /version."""
     if not isinstance(version, Mapping) or "ApiVersion" not in version:
         raise ValueError("not a Docker API /version answer (no ApiVersion)")
+    if not isinstance(version["ApiVersion"], str):
+        raise ValueError(
+            f"/version: ApiVersion is {json_kind(version['ApiVersion'])}, not a string"
+        )
     components = version.get("Components") or []
+    if not isinstance(components, list):
+        raise ValueError(f"/version: Components is {json_kind(components)}, not a list")
     names = [str(c.get("Name", "")) for c in components if isinstance(c, Mapping)]
     podman = any("podman" in n.lower() for n in names)
     engine = f"{'podman' if podman else 'docker'} {version.get('Version', '?')}"
@@ -777,21 +810,25 @@ class ContainersReader:
             summaries = await ep.libpod("/containers/json", all="true")
         else:
             summaries = await ep.call(lambda api: api.containers(all=True))
-        if not isinstance(summaries, list):
-            raise ReadError("not a Docker API", f"{ep.url}: the container list is not a list")
-        return [s for s in summaries if isinstance(s, dict)]
+        try:
+            return objects(summaries, "container list")
+        except ValueError as exc:
+            raise ReadError("not a Docker API", f"{ep.url}: {exc}") from None
 
     async def _stats(self) -> dict[str, JSONDict]:
         ep = self.endpoint
         if ep.is_podman:
             answer = await ep.libpod("/containers/stats", stream="false")
-            if not isinstance(answer, dict):
-                raise ReadError("not a Docker API", f"{ep.url}: unexpected libpod stats answer")
-            return {str(s.get("ContainerID")): s for s in answer.get("Stats") or () if s}
+            try:
+                entries = objects(_dict(answer, "answer").get("Stats") or [], "Stats")
+            except ValueError as exc:
+                raise ReadError("not a Docker API", f"{ep.url}: libpod stats: {exc}") from None
+            return {str(s.get("ContainerID")): s for s in entries if s}
         running = [
             cid
             for cid, (_, _, data) in self._inspects.items()
-            if (data.get("State") or {}).get("Running")
+            # a State of the wrong shape is reported by parse_container, with the container
+            if isinstance(data.get("State"), Mapping) and data["State"].get("Running")
         ]
 
         async def one(cid: str) -> tuple[str, JSONDict | None]:
@@ -814,6 +851,12 @@ class ContainersReader:
                 self._inspects.pop(cid, None)
                 return None
             raise
+        if not isinstance(data, dict):
+            raise ReadError(
+                "not a Docker API",
+                f"{self.endpoint.url}: inspect of {cid[:12]}: expected an object, "
+                f"got {json_kind(data)}",
+            )
         self._inspects[cid] = (key, now, data)
         return data
 
@@ -871,15 +914,22 @@ def readers(lab: Lab) -> list[Reader]:
 # ---------------------------------------------------------------- lookups and logs
 
 
+async def _container_list(endpoint: DockerEndpoint, fn: Callable[[Any], Any]) -> list[JSONDict]:
+    try:
+        return objects(await endpoint.call(fn), "container list")
+    except ValueError as exc:
+        raise ReadError("not a Docker API", f"{endpoint.url}: {exc}") from None
+
+
 async def find_container(endpoint: DockerEndpoint, name: str) -> JSONDict:
     """Inspect the container named exactly `name` (or with exactly this id); ReadError if none.
     The engine's name filter is a regex, so the match is checked here too."""
-    summaries: list[JSONDict] = await endpoint.call(
-        lambda api: api.containers(all=True, filters={"name": name})
+    summaries = await _container_list(
+        endpoint, lambda api: api.containers(all=True, filters={"name": name})
     )
     exact = [s for s in summaries if name in [str(n).lstrip("/") for n in s.get("Names") or ()]]
     if not exact:
-        everything: list[JSONDict] = await endpoint.call(lambda api: api.containers(all=True))
+        everything = await _container_list(endpoint, lambda api: api.containers(all=True))
         exact = [
             s
             for s in everything
@@ -888,13 +938,18 @@ async def find_container(endpoint: DockerEndpoint, name: str) -> JSONDict:
     if not exact:
         raise ReadError("not found", f"no container named {name!r} on {endpoint.name}")
     cid = str(exact[0]["Id"])
-    inspect: JSONDict = await endpoint.call(lambda api: api.inspect_container(cid))
+    inspect = await endpoint.call(lambda api: api.inspect_container(cid))
+    if not isinstance(inspect, dict):
+        raise ReadError(
+            "not a Docker API",
+            f"{endpoint.url}: inspect of {cid[:12]}: expected an object, got {json_kind(inspect)}",
+        )
     return inspect
 
 
 async def list_names(endpoint: DockerEndpoint) -> dict[str, str]:
     """name → id of every container on the endpoint."""
-    summaries: list[JSONDict] = await endpoint.call(lambda api: api.containers(all=True))
+    summaries = await _container_list(endpoint, lambda api: api.containers(all=True))
     out: dict[str, str] = {}
     for s in summaries:
         for n in s.get("Names") or ():

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
@@ -49,6 +49,7 @@ FIRST_FRAME_FILE = "HLCON_FIRST_FRAME_FILE"  # … and write time.time() of the 
 # A toast stays over whatever screen is shown next: a failure is said briefly, and the audit
 # pane keeps the record.
 FAILURE_TOAST_SECONDS = 5.0
+FOOTER_COMPACT_BELOW = 100  # columns
 
 
 class StoreChanged(Message):
@@ -74,6 +75,10 @@ class ConsoleScreen(Screen[None]):
     async def on_mount(self) -> None:
         app: HlconApp = self.app  # type: ignore[assignment]
         await app.show_pane(app.initial_pane)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Narrow terminals get the footer without its padding: a pane's keys fit at 80 columns.
+        self.query_one(Footer).compact = event.size.width < FOOTER_COMPACT_BELOW
 
     def on_screen_resume(self) -> None:
         # A modal closed: catch up on what changed underneath it.

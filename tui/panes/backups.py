@@ -36,7 +36,9 @@ class BackupsPane(TablePane):
     TITLE = "Backups"
     DOMAINS = ("backup",)
     CONFIG_SECTION = "[[backups]]"
-    # fits 80 columns: each cell has one space of padding either side
+    # Minimum widths; Host:paths tells two groups apart, so it is never cut where the width
+    # allows, and cut in the middle where it must be (the path's end shows)
+    KEY_COLUMNS: ClassVar = ("Host:paths",)
     COLUMNS = (
         ("Repo", 9),
         ("Host:paths", 14),
@@ -48,6 +50,7 @@ class BackupsPane(TablePane):
         ("Locks", 7),
     )
     ACTION_KEYS: ClassVar[dict[str, str]] = {"c": "check", "u": "unlock", "b": "backup now"}
+    FOOTER_HIDDEN: ClassVar = ("u",)  # 80 columns hold the rest; `?` lists it
     BINDINGS: ClassVar[list[BindingType]] = [Binding("R", "restore", "Restore")]
 
     @classmethod

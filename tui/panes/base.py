@@ -45,6 +45,7 @@ from datetime import datetime
 from itertools import zip_longest
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from rich.cells import cell_len
 from rich.console import RenderableType
 from rich.text import Text
 from textual import on
@@ -84,6 +85,56 @@ def cell_text(cell: object) -> str:
     if isinstance(cell, Text):
         return cell.plain
     return str(cell)
+
+
+def text_width(text: str) -> int:
+    """Terminal cells of the widest line of `text`."""
+    return max((cell_len(line) for line in text.split("\n")), default=0)
+
+
+def share_widths(
+    avail: int, natural: Sequence[int], minimum: Sequence[int], first: Sequence[bool]
+) -> list[int]:
+    """Widths for columns that need `natural` cells, given `avail` in all.
+
+    Each starts at its minimum (never more than it needs); the columns marked `first` (those
+    that tell rows apart) are then made whole as far as the space goes; what is left goes to the
+    columns that need least first, the rest sharing equally (max-min fair) — so short columns
+    show whole and long ones (messages, images) split what remains."""
+    widths = [min(m, n) for m, n in zip(minimum, natural, strict=True)]
+    spare = avail - sum(widths)
+    for i in (i for i, f in enumerate(first) if f):
+        give = max(0, min(natural[i] - widths[i], spare))
+        widths[i] += give
+        spare -= give
+    wanting = sorted(
+        (i for i in range(len(widths)) if natural[i] > widths[i]),
+        key=lambda i: natural[i] - widths[i],
+    )
+    for k, i in enumerate(wanting):
+        if spare <= 0:
+            break
+        give = min(natural[i] - widths[i], spare // (len(wanting) - k))
+        widths[i] += give
+        spare -= give
+    for i in reversed(wanting):  # the rounding's last cells, to the ones still short
+        if spare <= 0:
+            break
+        if natural[i] > widths[i]:
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def cut_middle(cell: RenderableType, width: int) -> RenderableType:
+    """`cell` cut to `width` cells with "…" in the middle: the end of a path or a name is what
+    tells two rows apart ("nas:/srv/…/photos" beside "nas:/srv/…/music")."""
+    text = cell if isinstance(cell, Text) else Text(cell) if isinstance(cell, str) else None
+    if text is None or "\n" in text.plain or cell_len(text.plain) <= width or width < 3:
+        return cell
+    head = max(1, (width - 1) // 3)
+    tail = width - 1 - head
+    return text[:head] + Text("…", "dim") + text[len(text) - tail :]
 
 
 @dataclass(frozen=True)
@@ -343,7 +394,11 @@ class RowTable(DataTable[Any]):
 class TablePane(Pane):
     """A Pane holding one DataTable of `rows()`, with `/` filter, Enter detail, action keys.
 
-    COLUMNS       labels, or (label, width) pairs
+    COLUMNS       labels, or (label, minimum width) pairs. Columns share the table's width
+                  by what they carry (share_widths): each gets what its widest cell needs when
+                  that fits, so they grow with the terminal; at 80 columns a long one is cut
+    KEY_COLUMNS   labels of the columns that tell rows apart (a name, a path): made whole
+                  before the others; if they still must be cut, they are cut in the middle
     WRAP_COLUMN   optional label of the one column that takes the remaining width and wraps
                   (rows grow taller) — for messages that must be read whole at 80 columns
     ACTION_KEYS   {key: verb}: each becomes a binding (shown in the footer and `?` help) that
@@ -352,7 +407,10 @@ class TablePane(Pane):
 
     COLUMNS: ClassVar[Sequence[str | tuple[str, int]]] = ()
     ACTION_KEYS: ClassVar[Mapping[str, str]] = {}
+    FOOTER_HIDDEN: ClassVar[tuple[str, ...]] = ()  # action keys left to `?` (the footer is full)
     WRAP_COLUMN: ClassVar[str | None] = None  # this column takes the width left and wraps
+    KEY_COLUMNS: ClassVar[tuple[str, ...]] = ()  # never cut where the width allows
+    AUTO_MIN_WIDTH: ClassVar[int] = 10  # the minimum of a column declared without a width
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "start_filter", "Filter"),
@@ -373,8 +431,9 @@ class TablePane(Pane):
         own = cls.__dict__.get("ACTION_KEYS")
         if own:
             base = list(cls.__dict__.get("BINDINGS", []))
+            hidden = cls.__dict__.get("FOOTER_HIDDEN", ())
             cls.BINDINGS = base + [
-                Binding(key, f"row_action({verb!r})", verb.capitalize())
+                Binding(key, f"row_action({verb!r})", verb.capitalize(), show=key not in hidden)
                 for key, verb in own.items()
             ]
         super().__init_subclass__(**kwargs)
@@ -386,6 +445,11 @@ class TablePane(Pane):
         self._by_id: dict[str, Row] = {}
         self._filter = ""
         self._signature: list[tuple[str, tuple[str, ...]]] | None = None
+        self._natural: list[int] = []  # each column's widest cell (label included)
+        self._rows_seen = 0  # bumped by each refresh_from_store: rows may have changed
+        # (table width, natural widths, rows_seen) the widths were shared for, and the widths
+        self._fitted: tuple[tuple[int, list[int], int], list[int]] | None = None
+        self._display: dict[str, Sequence[RenderableType]] = {}  # rows with a key cell cut
         self._texts: dict[str, tuple[str, ...]] = {}
         self._folded: dict[str, tuple[str, ...]] = {}
 
@@ -450,23 +514,93 @@ class TablePane(Pane):
         super().on_mount()
 
     def on_resize(self) -> None:
-        if self.WRAP_COLUMN is not None:
-            self._signature = None  # re-wrap at the new width
-            self.call_after_refresh(self._apply)
+        self.call_after_refresh(self._refit)
 
-    def _fit_wrap_column(self) -> bool:
-        """Give WRAP_COLUMN the width the other columns leave. False before layout."""
+    def _refit(self) -> None:
+        """After a resize: _fit_columns sees the new width (unless the pane is gone)."""
+        if self.is_attached and self.query("#table"):
+            self._apply()
+
+    def _column_specs(self) -> list[tuple[str, int | None]]:
+        return [(c, None) if isinstance(c, str) else (c[0], c[1]) for c in self.COLUMNS]
+
+    def _measure_columns(self) -> None:
+        """Each column's natural width: its widest cell over every row (not just the filtered
+        ones, so widths hold still while typing a filter), or its label."""
+        specs = self._column_specs()
+        natural = [cell_len(label) for label, _ in specs]
+        for texts in self._texts.values():
+            for i, text in enumerate(texts[: len(natural)]):
+                width = text_width(text)
+                if width > natural[i]:
+                    natural[i] = width
+        self._natural = natural
+
+    def _fit_columns(self) -> bool:
+        """Share the table's width among the columns (share_widths). True when the widths
+        changed (every row is then added again). Before layout the declared widths stand."""
         table = self.table
-        if self.WRAP_COLUMN is None or table.size.width == 0:
+        width = table.size.width
+        specs = self._column_specs()
+        if width == 0 or len(self._natural) != len(specs):
             return False
-        others = sum(
-            c.get_render_width(table) for k, c in table.columns.items() if k != self.WRAP_COLUMN
-        )
+        prev = self._fitted
+        if prev is not None and prev[0][0] == width:
+            (_, shared_for, rows_seen), widths = prev
+            # Content no wider than what the widths were shared for: keep them (no re-add, no
+            # columns jumping between polls); a resize shares again.
+            if all(n <= o for n, o in zip(self._natural, shared_for, strict=True)):
+                if rows_seen != self._rows_seen:
+                    self._fitted = ((width, shared_for, self._rows_seen), widths)
+                    self._cut_key_cells(widths)
+                return False
+        basis = (width, list(self._natural), self._rows_seen)
         pad = 2 * table.cell_padding
-        column = table.columns[ColumnKey(self.WRAP_COLUMN)]
-        column.auto_width = False
-        column.width = max(12, table.size.width - others - pad - 1)  # 1: the scrollbar
-        return True
+        avail = width - pad * len(specs) - 1  # 1: the vertical scrollbar
+        natural = list(self._natural)
+        minimum = [self.AUTO_MIN_WIDTH if w is None else w for _, w in specs]
+        first = [label in self.KEY_COLUMNS for label, _ in specs]
+        for i, (label, _) in enumerate(specs):
+            if label == self.WRAP_COLUMN:
+                minimum[i] = 12
+            if first[i]:
+                natural[i] = min(natural[i], max(minimum[i], avail // 2))
+        widths = share_widths(avail, natural, minimum, first)
+        if self.WRAP_COLUMN is not None:  # what no column needs, the wrapping one takes
+            index = [label for label, _ in specs].index(self.WRAP_COLUMN)
+            widths[index] += max(0, avail - sum(widths))
+        changed = self._fitted is None or self._fitted[1] != widths
+        self._fitted = (basis, widths)
+        if changed:
+            for (label, _), w in zip(specs, widths, strict=True):
+                column = table.columns[ColumnKey(label)]
+                column.auto_width = False
+                column.width = w
+        self._cut_key_cells(widths)
+        return changed
+
+    def _cut_key_cells(self, widths: list[int]) -> None:
+        """Rows whose key cell is wider than its column, with that cell cut in the middle."""
+        self._display = {}
+        keys = [
+            (i, w)
+            for i, ((label, _), w) in enumerate(zip(self._column_specs(), widths, strict=True))
+            if label in self.KEY_COLUMNS and w < self._natural[i]
+        ]
+        if not keys:
+            return
+        for row in self._all:
+            texts = self._texts.get(row.id, ())
+            cut = [i for i, w in keys if i < len(texts) and text_width(texts[i]) > w]
+            if cut:
+                cells = list(row.cells)
+                for i in cut:
+                    cells[i] = cut_middle(cells[i], dict(keys)[i])
+                self._display[row.id] = tuple(cells)
+
+    def display_cells(self, row: Row) -> Sequence[RenderableType]:
+        """The cells as the table shows them (a key cell cut in the middle where it must be)."""
+        return self._display.get(row.id, row.cells)
 
     def focus_default(self) -> None:
         self.table.focus()
@@ -484,6 +618,8 @@ class TablePane(Pane):
         # each row's cell texts, read once per store change rather than once per keystroke
         self._texts = {r.id: tuple(cell_text(c) for c in r.cells) for r in self._all}
         self._folded = {i: tuple(t.casefold() for t in texts) for i, texts in self._texts.items()}
+        self._measure_columns()
+        self._rows_seen += 1
         self._apply()
 
     def _matches(self, row: Row) -> bool:
@@ -509,6 +645,8 @@ class TablePane(Pane):
                 else self.empty_message(),
             )
         empty.set_class(not shown, "-active")
+        if self._fit_columns():
+            self._signature = None  # new widths: every row is added again
         if signature == self._signature:
             self._shown = shown
             return
@@ -518,8 +656,8 @@ class TablePane(Pane):
         keep = current.id if current is not None else None
         scroll_y = table.scroll_y
         table.clear()
-        wrap = self._fit_wrap_column()
-        rows = ((row.id, row.cells) for row in shown)
+        wrap = self.WRAP_COLUMN is not None and self._fitted is not None
+        rows = ((row.id, self.display_cells(row)) for row in shown)
         if isinstance(table, RowTable):
             table.add_rows_at_once(rows, height=None if wrap else 1)
         else:
@@ -545,7 +683,8 @@ class TablePane(Pane):
                 continue
             if len(new) > len(columns):
                 return False
-            for column, cell, was, now in zip(columns, row.cells, old, new, strict=False):
+            cells = self.display_cells(row)
+            for column, cell, was, now in zip(columns, cells, old, new, strict=False):
                 if was != now:
                     table.update_cell(row.id, column.key, cell, update_width=True)
         self._shown = shown

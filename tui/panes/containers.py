@@ -102,10 +102,12 @@ class ContainersPane(TablePane):
         ("Memory", 9),
         "Ports / image",
     )
+    KEY_COLUMNS: ClassVar = ("Container",)
     ACTION_KEYS: ClassVar = {"R": "restart", "s": "start", "S": "stop"}
+    FOOTER_HIDDEN: ClassVar = ("s", "S")  # 80 columns hold the rest; `?` lists every key
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "logs", "Logs"),
-        Binding("B", "bulk_restart", "Restart filtered"),
+        Binding("B", "bulk_restart", "Restart shown"),
     ]
 
     @classmethod

@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import shlex
+import stat
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from asyncssh.encryption import get_default_encryption_algs
 
 from lab.config import Config, HostConfig, state_dir
 from lab.execute import CommandResult, LineSink
+from lab.files import MIB, UnreadableFile, read_regular_file
 from lab.poller import ReadError
 
 if TYPE_CHECKING:
@@ -171,13 +173,38 @@ def known_hosts_files(config: Config, host: HostConfig) -> list[Path]:
     return files
 
 
+KEY_FILE_MAX_BYTES = 1 * MIB  # a key or a known_hosts file; more is the wrong file
+
+
+def key_file_problem(path: Path) -> str | None:
+    """Why `path` cannot be a private key file asyncssh may open ("not found", "is not a regular
+    file (a FIFO)" …), or None. asyncssh reads it itself, so it is looked at, not read."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or type(exc).__name__}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or socket"
+        return f"is not a regular file ({kind})"
+    if st.st_size > KEY_FILE_MAX_BYTES:
+        return "is larger than 1 MiB; not a private key"
+    return None
+
+
 def keys_on_file(files: Sequence[Path], address: str, port: int) -> list[asyncssh.SSHKey]:
     """The trusted host keys the files hold for address:port (unreadable files are skipped)."""
     out: list[asyncssh.SSHKey] = []
     for path in files:
         try:
-            text = path.read_text()
-        except OSError:
+            # a regular file of a sane size only: a FIFO here would block the console for ever
+            text = read_regular_file(path, KEY_FILE_MAX_BYTES).decode("utf-8", "replace")
+        except UnreadableFile as exc:
+            if exc.kind != "missing":
+                log.warning("ignoring known_hosts %s: %s", path, exc.reason)
             continue
         try:
             known = asyncssh.import_known_hosts(text)
@@ -321,9 +348,10 @@ class SshHost:
         }
         if cfg.identity is not None:
             identity = Path(cfg.identity).expanduser()
-            if not identity.is_file():
+            problem = key_file_problem(identity)
+            if problem is not None:
                 raise LoginFailed(
-                    self.name, f"identity file {identity} not found (hosts {self.name} identity)"
+                    self.name, f"identity file {identity} {problem} (hosts {self.name} identity)"
                 )
             opts["client_keys"] = [str(identity)]
         if cfg.passphrase is not None:

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from lab.config import CertConfig
+from lab.files import MIB, UnreadableFile, read_regular_file
 from lab.model import Cert
 from lab.poller import ReadError
 
@@ -282,13 +283,18 @@ def _load_bundle(text: str) -> list[x509.Certificate]:
     return out
 
 
+CA_FILE_MAX_BYTES = 16 * MIB  # the whole Mozilla bundle is ~0.2 MiB
+
+
 def trust_roots(ca_file: Path | None) -> list[x509.Certificate]:
     roots = list(_system_roots())
     if ca_file is not None:
         try:
-            roots += _load_bundle(ca_file.read_text(errors="replace"))
-        except OSError as exc:
-            raise ReadError("bad config", f"ca_file {ca_file}: {exc.strerror or exc}") from None
+            # a regular file of a sane size only: a FIFO here would block the console for ever
+            data = read_regular_file(ca_file, CA_FILE_MAX_BYTES)
+        except UnreadableFile as exc:
+            raise ReadError("bad config", f"ca_file {ca_file}: {exc.reason}") from None
+        roots += _load_bundle(data.decode("utf-8", "replace"))
     return roots
 
 

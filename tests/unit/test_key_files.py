@@ -9,7 +9,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from lab.certs import trust_roots
 from lab.config import Config, ConsoleConfig, HostConfig
+from lab.poller import ReadError
 from lab.ssh import LoginFailed, keys_on_file
 from lab.wiring import Lab
 
@@ -47,3 +49,15 @@ async def test_an_identity_that_is_not_a_key_file_is_named(tmp_path: Path, kind:
             await lab.executor("h").run(["true"], timeout=5)
     finally:
         await lab.close()
+
+
+@pytest.mark.timeout(30)  # before the fix: blocked in open() for ever
+def test_a_ca_file_that_is_a_fifo_is_a_clear_fault(tmp_path: Path) -> None:
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    with pytest.raises(ReadError) as info:
+        trust_roots(fifo)
+    assert (info.value.what, str(info.value)) == (
+        "bad config",
+        f"ca_file {fifo}: not a regular file (a FIFO)",
+    )

@@ -271,6 +271,14 @@ def test_command_timeout_is_the_configured_console_timeout(tmp_path: Path) -> No
         set_command_timeout(None)
 
 
+def test_cli_secret_check_runs_a_command_for_console_timeout(tmp_path: Path) -> None:
+    config = tmp_path / "lab.toml"
+    config.write_text('[console]\ntimeout = "500ms"\n')
+    result = hlcon("secret", "check", "command:sleep 60", "--config", str(config), env={})
+    assert result.returncode == 1
+    assert "command timed out after 0.5s (console.timeout)" in result.stderr
+
+
 def _gone(pid: int) -> bool:
     """Exited (a zombie waiting for its new parent counts: it runs no more)."""
     try:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
+import os
 import sys
 from typing import Any
 
+from lab.config import ConfigError, load_config
 from lab.secrets import (
     PLAINTEXT_KEYRING_VAR,
     SecretError,
@@ -52,10 +55,19 @@ def _parse(text: str) -> SecretRef | None:
         return None
 
 
+def _use_the_config_timeout(args: argparse.Namespace) -> None:
+    """A command: reference runs for console.timeout, as in the console (load_config sets it);
+    a config that does not load leaves the default: checking a secret does not need one."""
+    with contextlib.suppress(ConfigError):
+        load_config(getattr(args, "config", None), os.environ)
+
+
 def run_check(args: argparse.Namespace) -> int:
     ref = _parse(args.ref)
     if ref is None:
         return EXIT_BAD_REFERENCE
+    if ref.scheme == "command":
+        _use_the_config_timeout(args)
     try:
         resolve(ref)
     except SecretError as exc:

@@ -360,7 +360,7 @@ def locate_config(path: Path | None = None, env: Mapping[str, str] = os.environ)
         reason = f"from ${ENV_VAR}"
         return ConfigLocation(_expand_config_path(env[ENV_VAR], reason), reason)
     xdg = xdg_config_path(env)
-    if xdg.is_file():
+    if xdg.exists():  # not only is_file(): a FIFO or directory there is reported, not skipped
         return ConfigLocation(xdg, "the XDG config file")
     return ConfigLocation(
         None,
@@ -849,6 +849,10 @@ class _Checker:
             except ValueError as exc:
                 self.add(path, str(exc))
                 return _INVALID
+        if isinstance(raw, str) and "\x00" in raw:
+            # no name, address or command can hold one: it fails later, far from the config
+            self.add(path, f"contains a NUL character, got {_describe(raw)}")
+            return _INVALID
         return raw
 
     def duration(self, raw: object, path: str) -> Any:
@@ -969,6 +973,34 @@ def _unit_names(values: tuple[str, ...]) -> str | None:
     return None
 
 
+_ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _env_names(values: dict[str, Any]) -> str | None:
+    for name in values:
+        if not _ENV_VAR_NAME.fullmatch(name):
+            return (
+                "expected environment variable names (letters, digits and _, not starting "
+                f"with a digit) as keys, got {_quote(name)}"
+            )
+    return None
+
+
+def _labels(values: tuple[str, ...] | dict[str, str]) -> str | None:
+    """Peer names: shown on screen and written into wg-quick confs as # comments."""
+    for value in values.values() if isinstance(values, dict) else values:
+        if not value.strip() or _CONTROL.search(value):
+            return f"expected a name on one line, without control characters, got {_quote(value)}"
+    return None
+
+
+def _remote_socket(value: str) -> str | None:
+    if value.startswith("/") and not _CONTROL.search(value):
+        return None
+    return f"expected an absolute socket path (e.g. /run/podman/podman.sock), got {_quote(value)}"
+
+
 def _interface_name(value: str) -> str | None:
     if _INTERFACE_NAME.fullmatch(value) and value not in (".", ".."):
         return None
@@ -1048,6 +1080,11 @@ _FIELD_CHECKS: dict[tuple[type, str], FieldCheck] = {
     (HostConfig, "services"): _unit_names,
     (VpnConfig, "interface"): _interface_name,
     (VpnConfig, "netns"): _netns_name,
+    (VpnConfig, "always_on"): _labels,
+    (VpnConfig, "peer_names"): _labels,
+    (HostConfig, "docker_socket"): _remote_socket,
+    (BackupConfig, "env"): _env_names,
+    (CertConfig, "env"): _env_names,
     (HostConfig, "name"): _name,
     (HostConfig, "address"): _address,
     (HostConfig, "port"): _in_range(1, 65535, "a port"),

@@ -30,8 +30,10 @@ from lab.config import (
     HealthConfig,
     HostConfig,
     LocalConfig,
+    NotifyConfig,
     Problem,
     VpnConfig,
+    WatchConfig,
     audit_log_path,
     default_config_text,
     format_duration,
@@ -52,6 +54,7 @@ SECTIONS: dict[str, type] = {
     "local": LocalConfig,
     "health": HealthConfig,
     "actions": ActionsConfig,
+    "watch": WatchConfig,
 }
 ARRAYS: dict[str, type] = {
     "hosts": HostConfig,
@@ -59,6 +62,7 @@ ARRAYS: dict[str, type] = {
     "vpn": VpnConfig,
     "backups": BackupConfig,
     "certs": CertConfig,
+    "notify": NotifyConfig,
 }
 
 
@@ -705,7 +709,7 @@ def test_a_huge_config_file_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("section", "key", "value", "says"),
     [
-        ("local", "services", '["nginx\\u0000x"]', "a systemd unit name"),
+        ("local", "services", '["nginx\\u0000x"]', "contains a NUL character"),
         ("local", "services", '["nginx\\nx"]', "a systemd unit name"),
         ("local", "services", '["--now"]', "a systemd unit name"),
         ("hosts", "services", '["a b"]', "a systemd unit name"),
@@ -745,3 +749,39 @@ def test_good_names_and_addresses_still_load() -> None:
     )
     assert [h.address for h in config.hosts] == ["::1", "nas.lan", "192.0.2.7"]
     assert config.vpn[0].interface == "wg-home.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        ('[[hosts]]\nname = "h"\naddress = "h"\nuser = "ro\\u0000ot"\n', "hosts[0].user", "NUL"),
+        (
+            '[[hosts]]\nname = "h"\naddress = "h"\ndocker_socket = "run/x.sock"\n',
+            "hosts[0].docker_socket",
+            "an absolute socket path",
+        ),
+        (
+            '[[vpn]]\ninterface = "wg0"\npeer_names = { "k" = "phone\\n[Peer]" }\n',
+            "vpn[0].peer_names",
+            "a name on one line",
+        ),
+        ('[[vpn]]\ninterface = "wg0"\nalways_on = [""]\n', "vpn[0].always_on", "a name"),
+        (
+            '[[backups]]\nname = "r"\nrepository = "/r"\npassword = "env:P"\n'
+            'env = { "AWS KEY" = "env:K" }\n',
+            "backups[0].env",
+            "environment variable names",
+        ),
+    ],
+)
+def test_strings_that_would_fail_later_are_refused_at_load(text: str, key: str, says: str) -> None:
+    problem = one_problem(text)
+    assert (problem.key, problem.line) == (key, text.count("\n"))
+    assert says in problem.message
+
+
+def test_a_fifo_at_the_xdg_path_is_reported_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "hlcon").mkdir()
+    os.mkfifo(tmp_path / "hlcon" / "config.toml")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(None, {"XDG_CONFIG_HOME": str(tmp_path)})

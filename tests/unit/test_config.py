@@ -30,10 +30,8 @@ from lab.config import (
     HealthConfig,
     HostConfig,
     LocalConfig,
-    NotifyConfig,
     Problem,
     VpnConfig,
-    WatchConfig,
     audit_log_path,
     default_config_text,
     format_duration,
@@ -54,7 +52,6 @@ SECTIONS: dict[str, type] = {
     "local": LocalConfig,
     "health": HealthConfig,
     "actions": ActionsConfig,
-    "watch": WatchConfig,
 }
 ARRAYS: dict[str, type] = {
     "hosts": HostConfig,
@@ -62,7 +59,6 @@ ARRAYS: dict[str, type] = {
     "vpn": VpnConfig,
     "backups": BackupConfig,
     "certs": CertConfig,
-    "notify": NotifyConfig,
 }
 
 

@@ -474,8 +474,11 @@ class DockerEndpoint:
     def _connect(self, url: str) -> tuple[Any, JSONDict]:
         import docker
 
+        # requests takes the float as it is; int() made a sub-second console.timeout 0 (refused)
         client = docker.DockerClient(
-            base_url=url, timeout=int(self.timeout), max_pool_size=self.concurrency + 2
+            base_url=url,
+            timeout=self.timeout,  # type: ignore[arg-type]  # the stubs say int
+            max_pool_size=self.concurrency + 2,
         )
         try:
             version = client.api.version()

@@ -182,3 +182,14 @@ async def test_a_wrong_shape_says_what_was_wrong(
     assert fault.what == "not a Docker API"
     assert says in str(fault), str(fault)
     assert "AttributeError" not in str(fault) and "TypeError" not in str(fault)
+
+
+async def test_a_sub_second_console_timeout_still_reads(engine: Callable[[Answers], str]) -> None:
+    """console.timeout = "500ms" is the SDK's timeout too (int() made it 0: every call failed)."""
+    endpoint = DockerEndpoint("shapes", engine(captured(True)), timeout=0.5)
+    reader = ContainersReader(endpoint, timeout=0.5, use_events=False)
+    try:
+        state = await reader.read()
+    finally:
+        await reader.close()
+    assert len(state.containers) == 7

@@ -288,8 +288,13 @@ class HlconApp(App[None]):
 
     def action_help(self) -> None:
         entries = collect_bindings(self, self.screen)
-        pane = self.pane()
-        self.push_screen(HelpScreen(entries, f"{pane.NUMBER} {pane.TITLE}"))
+        wizard = getattr(self.screen, "HELP_NAME", None)  # a wizard's keys, not the pane's
+        if wizard is not None:
+            title = str(wizard).capitalize()
+        else:
+            pane = self.pane()
+            title = f"{pane.NUMBER} {pane.TITLE}"
+        self.push_screen(HelpScreen(entries, title))
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -305,7 +310,11 @@ class HlconApp(App[None]):
         yield SystemCommand("Refresh", "Poll now (r / F5)", self.action_refresh)
         yield SystemCommand("Toggle theme", "Switch light/dark theme", self.action_toggle_theme)
         yield SystemCommand("Keys", "Every binding of this pane (?)", self.action_help)
-        yield from super().get_system_commands(screen)
+        ours = {"Keys", "Refresh", "Toggle theme"}
+        for command in super().get_system_commands(screen):
+            # Textual's own "Keys" (its key panel) beside ours listed the same entry twice
+            if command.title not in ours:
+                yield command
 
     # ------------------------------------------------------------ actions
 

@@ -5,11 +5,12 @@ refusal at the preview; in place demands the typed path."""
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Checkbox, Input, Static
+from textual.widgets import Checkbox, DataTable, Input, Static
 
 from actions.runner import Runner
 from lab.backups import load_check
@@ -22,6 +23,7 @@ from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.context import ConsoleContext
 from tui.panes.backups import BackupsPane
+from tui.screens.help import HelpScreen
 from tui.screens.restore import RestoreScreen, SelectTree
 
 pytestmark = pytest.mark.testbed
@@ -69,9 +71,7 @@ def parts(restic_lab: ResticLab, *more: str) -> list[str]:
 
 async def start_wizard(pilot: Any, app: HlconApp, restic_lab: ResticLab) -> None:
     assert isinstance(app.pane(), BackupsPane)
-    await pilot.press("R")
-    assert screen(app).step == "repo"
-    await pilot.press("enter")  # repo:main (the row under the cursor) is highlighted
+    await pilot.press("R")  # on repo:main, the row under the cursor: its snapshots at once
     assert screen(app).step == "snapshot"
     await pilot.press("slash", *"daily")  # the filter leaves the tagged (first) snapshot
     await pilot.press("enter", "enter")
@@ -231,3 +231,126 @@ async def test_backups_pane_rows_faults_and_check_key(
         )
     record = load_check(lab.config, "main")
     assert record is not None and record.ok
+
+
+# ---------------------------------------------------------------- the wizard as the README says
+
+
+def snap_cursor(wiz: RestoreScreen) -> str:
+    table = wiz.query_one("#snap-table", DataTable)
+    return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+
+async def test_wizard_starts_at_the_snapshot_selected_in_the_pane(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, _ = await console(restic_lab, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = app.pane()
+        group = next(r.id for r in pane.filtered_rows() if r.id.startswith("repo:main|"))
+        assert pane.select_row(group)
+        await pilot.press("R")
+        wiz = screen(app)
+        assert wiz.step == "snapshot" and wiz.repo == "main"
+        assert snap_cursor(wiz) == restic_lab.snapshots[-1]  # the group's newest
+        await pilot.press("escape")  # back to the repository step, still possible
+        assert wiz.step == "repo"
+        await pilot.press("n")  # the footer's Next works here too
+        assert wiz.step == "snapshot"
+        await pilot.press("end")
+        assert snap_cursor(wiz) == restic_lab.snapshots[0]  # oldest last
+        await pilot.press("home")
+        assert snap_cursor(wiz) == restic_lab.snapshots[-1]
+        await pilot.press("n")  # Next on the snapshot step opens it
+        assert wiz.step == "browse" and wiz.snapshot is not None
+        assert wiz.snapshot.id == restic_lab.snapshots[-1]
+
+
+async def test_single_child_folders_open_on_the_way_down(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, _ = await console(restic_lab, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("R", "enter")
+        wiz = screen(app)
+        assert wiz.step == "browse"
+        tree = wiz.query_one("#tree", SelectTree)
+
+        def source_node() -> Any:
+            node = tree.root
+            for part in parts(restic_lab):
+                node = next(
+                    (c for c in node.children if c.data is not None and c.data.name == part),
+                    None,
+                )
+                if node is None:
+                    return None
+            return node
+
+        # Every folder above the source has one child: all open, with no key pressed, and the
+        # cursor waits where the tree first branches.
+        await wait_for(
+            pilot,
+            lambda: (n := source_node()) is not None and n.is_expanded and len(n.children) > 1,
+            "the source folder open",
+        )
+        assert tree.cursor_node is source_node()
+
+
+async def test_preview_fits_80x24_with_one_unit_and_no_false_warning(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, _ = await console(restic_lab, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await start_wizard(pilot, app, restic_lab)
+        await open_path(pilot, app, parts(restic_lab, "modes", "run.sh"))
+        await pilot.press("space", "n")
+        wiz = screen(app)
+        wiz.query_one("#target-path", Input).value = str(tmp_path / "one")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wiz.step == "preview", "the preview")
+        await pilot.pause()
+        preview = str(wiz.query_one("#preview-text", Static).render())
+        assert "1 file," in preview and "1 files" not in preview, preview
+        assert "⚠" not in preview, preview  # plenty of room: nothing to warn about
+        # One unit family for every size (binary), not GB beside GiB.
+        assert not re.search(r"\d (KB|MB|GB|TB)\b", preview), preview
+        assert re.search(r"\d (B|KiB|MiB|GiB|TiB) free", preview), preview
+        answer = wiz.query_one("#answer", Input)
+        assert answer.has_focus
+        region = answer.region
+        assert region.height > 0 and region.bottom <= 24 - 1, region  # above the footer
+        assert app.screen.get_widget_at(region.x + 1, region.y)[0] is answer
+
+
+async def test_choices_differ_without_colour(
+    restic_lab: ResticLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, _ = await console(restic_lab, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_wizard(pilot, app, restic_lab)
+        await open_path(pilot, app, parts(restic_lab, "modes", "run.sh"))
+        await pilot.press("space", "n")
+        wiz = screen(app)
+        box = wiz.query_one("#overwrite", Checkbox)
+        off = box.render_line(0).text
+        box.value = True
+        await pilot.pause()
+        on = box.render_line(0).text
+        assert off != on, (off, on)
+
+
+async def test_help_in_the_wizard_lists_its_keys_first(
+    restic_lab: ResticLab, tmp_path: Path
+) -> None:
+    app, _ = await console(restic_lab, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("R")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        first = app.screen.entries[0]
+        assert "restore" in first[0].lower(), app.screen.entries
+        keys = [e[1] for e in app.screen.entries]
+        assert keys.index("n") < keys.index("q"), keys  # Next before the app's Quit
+        assert "Restore" in app.screen.title_text

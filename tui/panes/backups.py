@@ -26,6 +26,18 @@ def _repo_name(row: Row) -> str:
     return row.id.split("|", 1)[0].removeprefix("repo:")
 
 
+def _row_snapshot(row: Row) -> str | None:
+    """The snapshot a row shows: a group's newest, or the repository's newest."""
+    state = getattr(row.data, "reading", None)
+    if not isinstance(state, RepoState):
+        return None
+    _, _, group_key = row.id.partition("|")
+    for group in state.groups:
+        if group_key == f"{group.host}:{','.join(group.paths)}":
+            return group.newest.id
+    return state.newest.id if state.newest is not None and not group_key else None
+
+
 class RepoDetail(TextDetail):
     pass
 
@@ -177,4 +189,7 @@ class BackupsPane(TablePane):
         from tui.screens.restore import RestoreScreen
 
         row = self.selected_row()
-        self.app.push_screen(RestoreScreen(repo=_repo_name(row) if row else None))
+        if row is None:
+            self.app.push_screen(RestoreScreen())
+            return
+        self.app.push_screen(RestoreScreen(repo=_repo_name(row), snapshot=_row_snapshot(row)))

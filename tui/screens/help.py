@@ -13,6 +13,8 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Static
 
+from tui.widgets.table import CursorTable
+
 HelpEntry = tuple[str, str, str]  # (where, key, description)
 
 
@@ -28,7 +30,7 @@ def _where(node: DOMNode) -> str:
     if isinstance(node, Input):
         return "input"
     if isinstance(node, Screen):
-        return "screen"
+        return str(getattr(node, "HELP_NAME", "screen"))
     return type(node).__name__
 
 
@@ -50,9 +52,16 @@ def collect_bindings(app: App[Any], screen: Screen[Any]) -> list[HelpEntry]:
                     continue
                 seen.add((where, key))
                 out.append((where, shown, label))
-    # What this pane and the app do first; cursor movement and focus keys last.
+    # What this pane (or this wizard) and the app do first; cursor movement and focus keys last.
+    wizard = getattr(screen, "HELP_NAME", None)
     order = {"pane": 0, "app": 1}
-    return sorted(out, key=lambda e: order.get(e[0].split(" ")[0], 2))
+
+    def rank(entry: HelpEntry) -> int:
+        if wizard is not None and entry[0] == wizard:
+            return 0
+        return order.get(entry[0].split(" ")[0], 2)
+
+    return sorted(out, key=rank)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -80,7 +89,7 @@ class HelpScreen(ModalScreen[None]):
                 Text.assemble((f"Keys — {self.title_text}", "bold"), ("  (Esc closes)", "dim")),
                 id="help-title",
             )
-            table: DataTable[str] = DataTable(id="help-table", cursor_type="row")
+            table = CursorTable(id="help-table", cursor_type="row")
             table.add_columns("Key", "Does", "Where")
             for where, key, label in self.entries:
                 table.add_row(key, label, where)

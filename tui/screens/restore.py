@@ -10,6 +10,7 @@ audit and verification are the same as `hlcon do restore`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -34,11 +35,14 @@ from textual.widgets.tree import TreeNode as UINode
 from textual.worker import Worker
 
 from actions.backups import RestoreAction, default_staging
-from actions.base import Target
+from actions.base import Plan, Step, Target
 from lab.backups import Restic, TreeNode, children, find_backup
 from lab.model import RepoState, Snapshot
 from tui.format import bytes_h
 from tui.screens.confirm import plan_text
+from tui.widgets.table import CursorTable
+
+SHORT_OF_SPACE = 0.9  # the preview warns when the restore needs this share of the free space
 
 STEPS = ("repo", "snapshot", "browse", "target", "preview", "run", "summary")
 TITLES = {
@@ -50,6 +54,22 @@ TITLES = {
     "run": "6 Restoring (Esc cancels)",
     "summary": "7 Summary",
 }
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+class TickBox(Checkbox):
+    """A checkbox whose mark is X when ticked and blank when not: Textual's shows X in both
+    states and tells them apart by colour alone, which NO_COLOR removes."""
+
+    def on_mount(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+        super().watch_value()
 
 
 class SelectTree(Tree[TreeNode | None]):
@@ -64,6 +84,7 @@ class SelectTree(Tree[TreeNode | None]):
 
 
 class RestoreScreen(Screen[None]):
+    HELP_NAME = "restore wizard"  # `?` lists these keys first, under this name
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back / cancel"),
         Binding("n", "next", "Next"),
@@ -75,12 +96,15 @@ class RestoreScreen(Screen[None]):
     RestoreScreen ContentSwitcher { height: 1fr; }
     RestoreScreen #selection { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
     RestoreScreen #preview-text, RestoreScreen #summary-text { padding: 0 1; }
+    RestoreScreen #preview-scroll { height: 1fr; }
+    RestoreScreen #prompt { padding: 0 1; text-style: bold; height: auto; }
     RestoreScreen #progress-label { padding: 0 1; }
     """
 
-    def __init__(self, repo: str | None = None) -> None:
+    def __init__(self, repo: str | None = None, snapshot: str | None = None) -> None:
         super().__init__()
         self.repo = repo
+        self.start_snapshot = snapshot  # the snapshot selected in the pane: start there
         self.snapshot: Snapshot | None = None
         self.selected: set[str] = set()
         self.step = "repo"
@@ -103,7 +127,7 @@ class RestoreScreen(Screen[None]):
             yield OptionList(id="step-repo")
             with Vertical(id="step-snapshot"):
                 yield Input(placeholder="filter: host, path, tag or date", id="snap-filter")
-                table: DataTable[Any] = DataTable(id="snap-table", cursor_type="row")
+                table: DataTable[Any] = CursorTable(id="snap-table", cursor_type="row")
                 table.add_columns("ID", "Time", "Host", "Paths", "Tags")
                 yield table
             with Vertical(id="step-browse"):
@@ -112,11 +136,14 @@ class RestoreScreen(Screen[None]):
             with Vertical(id="step-target"):
                 yield Label("Restore into (a new staging folder by default):")
                 yield Input(id="target-path")
-                yield Checkbox("in place: over the original files", id="in-place")
-                yield Checkbox("overwrite files that exist in the target", id="overwrite")
+                yield TickBox("in place: over the original files", id="in-place")
+                yield TickBox("overwrite files that exist in the target", id="overwrite")
                 yield Label("Enter in the path field or n: preview", classes="hint")
-            with VerticalScroll(id="step-preview"):
-                yield Static(id="preview-text")
+            with Vertical(id="step-preview"):
+                # The plan scrolls; the question and its field stay in sight at 80x24.
+                with VerticalScroll(id="preview-scroll"):
+                    yield Static(id="preview-text")
+                yield Label(id="prompt")
                 yield Input(id="answer")
             with Vertical(id="step-run"):
                 yield Label(id="progress-label")
@@ -133,6 +160,9 @@ class RestoreScreen(Screen[None]):
         if self.repo in names:
             options.highlighted = names.index(self.repo)
         options.focus()
+        if self.repo is not None and self.repo in names and self._state(self.repo) is not None:
+            # Opened on a repository (or one of its snapshot groups): its snapshots at once
+            self._choose_repo(str(self.repo), self.start_snapshot)
 
     def show(self, step: str) -> None:
         self.step = step
@@ -172,8 +202,26 @@ class RestoreScreen(Screen[None]):
         if self.step == "snapshot":
             self.query_one("#snap-filter", Input).focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers a key only where it does something: never Next or Filter on the
+        steps without one, nor while a text field has focus (the key would be typed)."""
+        typing = isinstance(self.focused, Input)
+        if action == "next":
+            return self.step in ("repo", "snapshot", "browse", "target") and not typing
+        if action == "filter":
+            return self.step == "snapshot" and not typing
+        return True
+
     def action_next(self) -> None:
-        if self.step == "browse":
+        if self.step == "repo":
+            options = self.query_one("#step-repo", OptionList)
+            if options.highlighted is not None:
+                options.action_select()
+        elif self.step == "snapshot":
+            table = self.query_one("#snap-table", DataTable)
+            if table.row_count:
+                table.action_select_cursor()
+        elif self.step == "browse":
             if not self.selected:
                 self.error("select at least one file or folder (space)")
                 return
@@ -183,17 +231,28 @@ class RestoreScreen(Screen[None]):
 
     # ------------------------------------------------------------ 1 repository
 
+    def _state(self, repo: str) -> RepoState | None:
+        entry = self.ctx.store.get(("backup", repo))
+        state = entry.reading if entry is not None else None
+        return state if isinstance(state, RepoState) else None
+
     @on(OptionList.OptionSelected, "#step-repo")
     def _repo_chosen(self, event: OptionList.OptionSelected) -> None:
-        self.repo = str(event.option.prompt)
-        entry = self.ctx.store.get(("backup", self.repo))
-        state = entry.reading if entry is not None else None
-        if not isinstance(state, RepoState):
+        self._choose_repo(str(event.option.prompt), None)
+
+    def _choose_repo(self, repo: str, snapshot: str | None) -> None:
+        self.repo = repo
+        state = self._state(repo)
+        if state is None:
+            entry = self.ctx.store.get(("backup", repo))
             why = entry.fault.why if entry is not None and entry.fault else "not read yet"
             self.error(f"repo:{self.repo} has no snapshot list: {why}")
             return
         self._fill_snapshots(state, "")
         self.show("snapshot")
+        table = self.query_one("#snap-table", DataTable)
+        if snapshot is not None and snapshot in table.rows:
+            table.move_cursor(row=table.get_row_index(snapshot))
 
     # ------------------------------------------------------------ 2 snapshot
 
@@ -259,13 +318,21 @@ class RestoreScreen(Screen[None]):
             self._loaded.discard(path)
             self.error(f"cannot list {path}: {exc}")
             return
+        added = []
         for child in children(nodes, path):
             label = self._label(child)
             if child.is_dir:
-                node.add(label, data=child, allow_expand=True)
+                added.append(node.add(label, data=child, allow_expand=True))
             else:
-                node.add_leaf(label, data=child)
+                added.append(node.add_leaf(label, data=child))
         node.expand()
+        only = added[0] if len(added) == 1 else None
+        if only is not None and only.data is not None and only.data.is_dir:
+            # A folder with one child folder: open it on the way down (/tmp/…/src took a
+            # Down and an Enter per level), the cursor following to where the tree branches.
+            tree = self.query_one("#tree", SelectTree)
+            tree.call_after_refresh(tree.move_cursor, only)  # its line exists after the refresh
+            self.load_dir(only, only.data.path)
 
     def _label(self, n: TreeNode) -> Text:
         mark = "☑ " if self._covered(n.path) else "☐ "
@@ -360,23 +427,9 @@ class RestoreScreen(Screen[None]):
         self.action_obj = action
         self.prepared = prepared
         plan = prepared.plan
-        data = plan.data
-        text = plan_text(plan)
-        text.append(
-            f"\n\n{data['files']} files, {bytes_h(data['bytes'])} to restore · "
-            f"{bytes_h(data['free'])} free\n"
-        )
-        if data["overwritten_count"]:
-            text.append(
-                f"{data['overwritten_count']} existing files will be overwritten:\n", "bold red"
-            )
-            for p in data["overwritten"][:10]:
-                text.append(f"  {p}\n", "red")
-        else:
-            text.append("nothing existing is overwritten\n", "green")
         expect = plan.confirmation.expect
-        text.append(f"\n{plan.confirmation.prompt}\n", "bold")
-        self.query_one("#preview-text", Static).update(text)
+        self.query_one("#preview-text", Static).update(preview_text(plan))
+        self.query_one("#prompt", Label).update(plan.confirmation.prompt)
         answer = self.query_one("#answer", Input)
         answer.value = ""
         answer.placeholder = (
@@ -456,3 +509,34 @@ class RestoreScreen(Screen[None]):
     def summarise(self, text: Text) -> None:
         self.query_one("#summary-text", Static).update(text)
         self.show("summary")
+
+
+def preview_text(plan: Plan) -> Text:
+    """The plan as the wizard's preview shows it: what, how much (in the units of the rest of
+    the console), what is overwritten, the exact command. A warning only when space is short."""
+    data = plan.data
+    files, size, free = int(data["files"]), int(data["bytes"]), int(data["free"])
+    # The plan's steps, cost and notes carry sizes in decimal units (for the CLI); the wizard
+    # says them once, in binary units, and shows each step's exact command instead.
+    shown = replace(plan, cost="", notes=(), steps=tuple(_command_step(s) for s in plan.steps))
+    text = plan_text(shown)
+    text.append(f"\n\n{plural(files, 'file')}, {bytes_h(size)} to restore · ")
+    if free and size >= SHORT_OF_SPACE * free:
+        text.append(f"⚠ only {bytes_h(free)} free", "bold yellow")
+    else:
+        text.append(f"{bytes_h(free)} free")
+    text.append("\n")
+    count = int(data["overwritten_count"])
+    if count:
+        text.append(f"{plural(count, 'existing file')} will be overwritten:\n", "bold red")
+        for p in data["overwritten"][:10]:
+            text.append(f"  {p}\n", "red")
+    else:
+        text.append("nothing existing is overwritten\n", "green")
+    return text
+
+
+def _command_step(step: Step) -> Step:
+    if step.argv is None:
+        return step
+    return replace(step, description="run:")

@@ -395,9 +395,7 @@ def store_in_keyring(ref: SecretRef, value: str, *, allow_plaintext: bool | None
     if allow_plaintext is None:
         allow_plaintext = plaintext_keyring_allowed()
     service, user = ref.keyring_service_user()
-    backends = _backends()
-    usable = [b for b in backends if allow_plaintext or not is_plaintext_backend(b)]
-    refused = [describe_backend(b) for b in backends if b not in usable]
+    _, usable, refused = _storage_backends(allow_plaintext)
     failures: list[str] = []
     for backend in usable:
         try:
@@ -411,11 +409,33 @@ def store_in_keyring(ref: SecretRef, value: str, *, allow_plaintext: bool | None
             _cache.pop(ref, None)
             _revealed.add(value)
         return describe_backend(backend)
-    if refused:
+    if refused and not failures:
         why = "the only keyring here is " + ", ".join(refused)
     else:
         why = "; ".join(failures) or "no keyring backend here"
     raise SecretError(ref, f"nothing stored: {why}; {NO_SECURE_KEYRING_HELP}")
+
+
+def _storage_backends(allow_plaintext: bool) -> tuple[list[Any], list[Any], list[str]]:
+    """(every backend, those a value may be stored in, descriptions of the refused ones)."""
+    backends = _backends()
+    usable = [b for b in backends if allow_plaintext or not is_plaintext_backend(b)]
+    refused = [describe_backend(b) for b in backends if b not in usable]
+    return backends, usable, refused
+
+
+def keyring_store_refusal(ref: SecretRef, *, allow_plaintext: bool | None = None) -> str | None:
+    """Why store_in_keyring would refuse before trying (only a plaintext backend here), or None:
+    asked before the value is typed in, so nobody types a secret only to see it refused."""
+    if allow_plaintext is None:
+        allow_plaintext = plaintext_keyring_allowed()
+    _, usable, refused = _storage_backends(allow_plaintext)
+    if usable or not refused:
+        return None
+    return (
+        f"{ref}: nothing stored: the only keyring here is {', '.join(refused)}; "
+        f"{NO_SECURE_KEYRING_HELP}"
+    )
 
 
 def keyring_backend_name() -> str:

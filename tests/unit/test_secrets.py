@@ -25,6 +25,7 @@ from lab.secrets import (
     SecretError,
     SecretRef,
     forget_cached,
+    keyring_store_refusal,
     redact,
     resolve,
     revealed_values,
@@ -342,7 +343,10 @@ def test_a_plaintext_keyring_is_never_used_unless_turned_on(
     assert "Secret Service" in reason and "file:/PATH" in reason and "command:ARGV" in reason
     assert "HLCON_PLAINTEXT_KEYRING=1" in reason and "kr-value-77cc" not in reason
     assert not Path(plaintext_keyring.file_path).exists()
+    # What `secret set` asks before prompting, so nobody types a secret only to see it refused.
+    assert keyring_store_refusal(ref) == f"{ref}: {reason}"
     monkeypatch.setenv("HLCON_PLAINTEXT_KEYRING", "1")
+    assert keyring_store_refusal(ref) is None
     assert store_in_keyring(ref, "kr-value-77cc").startswith("a PLAINTEXT file")
     assert resolve(ref).reveal() == "kr-value-77cc"
 

@@ -17,6 +17,7 @@ from lab.secrets import (
     describe_backend,
     is_plaintext_backend,
     keyring_holder,
+    keyring_store_refusal,
     resolve,
     store_in_keyring,
 )
@@ -110,6 +111,10 @@ def run_set(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_REFERENCE
+    refusal = keyring_store_refusal(ref)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return EXIT_UNRESOLVED
     try:
         backend = store_in_keyring(ref, _read_value())
     except SecretError as exc:

@@ -460,7 +460,10 @@ def test_secret_service_under_dbus(tmp_path: Path) -> None:
     service = "the Secret Service (keyring.backends.SecretService.Keyring)"
     assert f"stored keyring:hlcon/offsite in {service}" in result.stdout
     assert f"keyring:hlcon/offsite: resolves (value hidden); held by {service}" in result.stdout
-    assert 'password = "keyring:hlcon/offsite"  # resolves (value hidden)' in result.stdout
+    assert (
+        f'password = "keyring:hlcon/offsite"  # resolves (value hidden); held by {service}'
+        in result.stdout
+    )
     assert "ss-secret-d41c" not in result.stdout + result.stderr
     # The keyring daemon kept it, not a file of ours.
     files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]

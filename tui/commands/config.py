@@ -21,7 +21,7 @@ from lab.config import (
     render_config,
     xdg_config_path,
 )
-from lab.secrets import SecretError, SecretRef, resolve
+from lab.secrets import SecretError, SecretRef, describe_backend, keyring_holder, resolve
 
 EXIT_OK = 0
 EXIT_EXISTS = 1
@@ -70,6 +70,9 @@ class _SecretNotes:
         except SecretError as exc:
             self.unresolved.append(str(ref))
             return f"does NOT resolve: {exc.reason}"
+        holder = keyring_holder(ref) if ref.scheme == "keyring" else None
+        if holder is not None:
+            return f"resolves (value hidden); held by {describe_backend(holder)}"
         return "resolves (value hidden)"
 
 

@@ -1081,6 +1081,7 @@ _FIELD_CHECKS: dict[tuple[type, str], FieldCheck] = {
     (VpnConfig, "interface"): _interface_name,
     (VpnConfig, "netns"): _netns_name,
     (VpnConfig, "always_on"): _labels,
+    (VpnConfig, "expected_offline"): _labels,
     (VpnConfig, "peer_names"): _labels,
     (HostConfig, "docker_socket"): _remote_socket,
     (BackupConfig, "env"): _env_names,

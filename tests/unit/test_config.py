@@ -763,6 +763,11 @@ def test_good_names_and_addresses_still_load() -> None:
         ),
         ('[[vpn]]\ninterface = "wg0"\nalways_on = [""]\n', "vpn[0].always_on", "a name"),
         (
+            '[[vpn]]\ninterface = "wg0"\nexpected_offline = ["ph\\tone"]\n',
+            "vpn[0].expected_offline",
+            "a name on one line",
+        ),
+        (
             '[[backups]]\nname = "r"\nrepository = "/r"\npassword = "env:P"\n'
             'env = { "AWS KEY" = "env:K" }\n',
             "backups[0].env",

@@ -7,6 +7,7 @@ A faulted entry becomes a finding by `fault_finding` whatever its domain.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,30 +37,66 @@ def rule(domain: str) -> Callable[[Rule], Rule]:
     return register
 
 
+AGE_STEP = 5  # seconds: fault and last-known ages move in the steps the pane headers use
+
+
+def fault_age(entry: Entry, now: datetime) -> str:
+    """The one age a faulted entry is shown with, by the pane header, the overview's finding and
+    `hlcon status` alike: how old the last good reading is (what the panes' rows still show),
+    or how long it has failed when it was never read."""
+    f = entry.fault
+    if entry.last_ok is not None:
+        return (
+            f"last good reading {ago(now, entry.last_ok, step=AGE_STEP)} ago "
+            f"({entry.last_ok:%H:%M:%S})"
+        )
+    since = f"failing since {f.since:%H:%M:%S} ({ago(now, f.since, step=AGE_STEP)})" if f else ""
+    return f"{since}, no good reading yet" if since else "no good reading yet"
+
+
 def fault_finding(entry: Entry, now: datetime) -> Finding | None:
     if entry.fault is None:
         return None
     f = entry.fault
-    age = ""
-    if entry.last_ok is not None:
-        age = f"; last good reading {ago(now, entry.last_ok)} ago"
     severity = Severity.CRITICAL if entry.key[0] == "host" else Severity.UNKNOWN
-    return Finding(severity, entry.key, f.where, f"{f.what}: {f.why}{age}", rule="fault")
+    return Finding(
+        severity, entry.key, f.where, f"{f.what}: {f.why}; {fault_age(entry, now)}", rule="fault"
+    )
+
+
+def last_known_findings(entry: Entry, config: Config, now: datetime) -> list[Finding]:
+    """A faulted entry's findings on its last good reading: they are not known to be fixed, so
+    they stay on screen, marked as last known with that reading's age, beside the fault."""
+    rule_fn = DOMAIN_RULES.get(entry.key[0])
+    reading = entry.reading
+    if reading is None or rule_fn is None:
+        return []
+    age = ago(now, reading.at, step=AGE_STEP)
+    return [
+        replace(f, message=f"last known {age} ago: {f.message}", last_known=reading.at)
+        for f in rule_fn(reading, config, entry.key, now)
+    ]
 
 
 def evaluate(store: Store, config: Config, now: datetime | None = None) -> list[Finding]:
-    """Every finding, worst first (then by domain and subject, for a stable order)."""
+    """Every finding, worst first (then by domain and subject, for a stable order). A faulted
+    entry's fault comes first in its group, its last-known findings right after it."""
     now = now or utcnow()
-    findings: list[Finding] = []
+    ranked: list[tuple[tuple[int, Key, int, str], Finding]] = []
     for entry in store:
         fault = fault_finding(entry, now)
         if fault is not None:
-            findings.append(fault)
-            continue  # the last good reading is stale: judge it again when fresh
+            group = [fault, *last_known_findings(entry, config, now)]
+            rank = -worst(group)
+            ranked.extend(((rank, entry.key, i, f.subject), f) for i, f in enumerate(group))
+            continue
         rule_fn = DOMAIN_RULES.get(entry.key[0])
         if entry.reading is not None and rule_fn is not None:
-            findings.extend(rule_fn(entry.reading, config, entry.key, now))
-    return sorted(findings, key=lambda f: (-f.severity, f.key, f.subject))
+            ranked.extend(
+                ((-f.severity, f.key, 1, f.subject), f)
+                for f in rule_fn(entry.reading, config, entry.key, now)
+            )
+    return [f for _, f in sorted(ranked, key=lambda pair: pair[0])]
 
 
 def worst(findings: Iterable[Finding]) -> Severity:

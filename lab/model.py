@@ -121,6 +121,7 @@ class Finding:
     message: str  # "disk 93 % full (warn at 90 %)"
     row: str | None = None  # the row id in that domain's table, for Enter-to-jump
     rule: str = ""
+    last_known: datetime | None = None  # set: judged on the reading of then (source faulted)
 
     @property
     def pane(self) -> str:

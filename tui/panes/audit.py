@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.json import JSON
@@ -13,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tui.panes.base import Row, TablePane, update_static
+from tui.panes.base import HEADER_AGE_STEP, Row, TablePane, ago, update_static
 
 TAIL = 500  # records shown; `hlcon audit` reads the whole log
 
@@ -42,6 +43,13 @@ def result_text(record: Any) -> Text:
         style = "green" if ok is True else "bold red" if ok is False else ""
         return Text(("ok " if ok is True else "FAILED " if ok is False else "") + message, style)
     return Text(reason or "", "dim")
+
+
+def record_time(record: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(record.time)
+    except (TypeError, ValueError):
+        return None
 
 
 def pending_text(pending: list[Any]) -> Text:
@@ -105,6 +113,7 @@ class AuditPane(TablePane):
     def __init__(self) -> None:
         super().__init__()
         self._stamp: tuple[float, int] | None = None
+        self._newest: datetime | None = None  # the newest record's time, read with the rows
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="pending")
@@ -120,10 +129,15 @@ class AuditPane(TablePane):
         log = self.ctx.audit_log()
         if log is None:
             return "no audit log (actions are unavailable)", []
-        return f"{log.path}", []
+        if self._newest is None:
+            return f"no records yet · {log.path}", []
+        # the age of its newest record, in the steps every other pane's header uses
+        age = ago(self.now(), self._newest, step=HEADER_AGE_STEP)
+        return f"last record {age} ago · {log.path}", []
 
     def refresh_from_store(self) -> None:
         super().refresh_from_store()
+        self.update_header()  # the rows just read the newest record's time
         try:
             box = self.query_one("#pending", Static)
         except Exception:
@@ -151,7 +165,9 @@ class AuditPane(TablePane):
         log = self.ctx.audit_log()
         if log is None:
             return
-        for rec in reversed(log.tail(TAIL)):
+        records = log.tail(TAIL)
+        self._newest = record_time(records[-1]) if records else None
+        for rec in reversed(records):
             who = rec.who.get("user", "") if isinstance(rec.who, Mapping) else ""
             yield Row(
                 id=str(rec.seq),

@@ -60,6 +60,7 @@ from textual.widgets.data_table import Row as TableRow
 
 from lab.config import Config
 from lab.health import ago as ago  # the panes import it from here
+from lab.health import fault_age
 from lab.store import Entry
 from tui.widgets.table import CursorTable
 
@@ -251,28 +252,24 @@ class Pane(Widget):
         if not entries:
             return "no data source", []
         waiting = [e for e in entries if e.reading is None and e.fault is None]
-        times = [e.updated for e in entries if e.updated is not None]
-        if not times:
-            age = "waiting for first reading"
-        else:
-            # the stalest entry is the honest age of the pane
-            age = f"updated {ago(now, min(times), step=HEADER_AGE_STEP)} ago"
+        # The freshest good reading is the pane's age: a faulted host backing off must not make
+        # the pane look stale while the others update (its own age is in its fault line).
+        times = [e.last_ok for e in entries if e.last_ok is not None]
+        if times:
+            age = f"updated {ago(now, max(times), step=HEADER_AGE_STEP)} ago"
             if waiting:
                 age += f" · {len(waiting)} waiting for first reading"
-        faults: list[str] = []
-        for entry in entries:
-            f = entry.fault
-            if f is None:
-                continue
-            last = (
-                f"last good reading {ago(now, entry.last_ok, step=HEADER_AGE_STEP)} ago"
-                if entry.last_ok is not None
-                else "no good reading yet"
-            )
-            faults.append(
-                f"⚠ {f.what} — {f.where}, since {f.since:%H:%M:%S} "
-                f"({ago(now, f.since, step=HEADER_AGE_STEP)}): {f.why}; {last}"
-            )
+        elif len(waiting) == len(entries):
+            age = "waiting for first reading"
+        else:
+            age = "no good reading yet"
+            if waiting:
+                age += f" · {len(waiting)} waiting for first reading"
+        faults = [
+            f"⚠ {e.fault.what} — {e.fault.where}: {e.fault.why}; {fault_age(e, now)}"
+            for e in entries
+            if e.fault is not None
+        ]
         return age, faults
 
     def update_header(self) -> None:
@@ -453,6 +450,7 @@ class TablePane(Pane):
         self._display: dict[str, Sequence[RenderableType]] = {}  # rows with a key cell cut
         self._texts: dict[str, tuple[str, ...]] = {}
         self._folded: dict[str, tuple[str, ...]] = {}
+        self._age_bucket = -1  # HEADER_AGE_STEP bucket of the last refresh
 
     # ------------------------------------------------------------ for subclasses
 
@@ -606,10 +604,23 @@ class TablePane(Pane):
     def focus_default(self) -> None:
         self.table.focus()
 
+    def tick(self) -> None:
+        super().tick()
+        # Rows carry ages too (a faulted host's "(6m)" beside its fault line): while they move,
+        # redraw in the header's age steps so row and header agree between polls.
+        bucket = int(self.now().timestamp()) // HEADER_AGE_STEP
+        if bucket != self._age_bucket and self.ages_move():
+            self.refresh_from_store()
+
+    def ages_move(self) -> bool:
+        """True when rows show ages that move between polls: a faulted entry's."""
+        return any(e.fault is not None for e in self.entries())
+
     # ------------------------------------------------------------ refresh
 
     def refresh_from_store(self) -> None:
         super().refresh_from_store()
+        self._age_bucket = int(self.now().timestamp()) // HEADER_AGE_STEP
         try:
             self.table  # noqa: B018 - composed?
         except Exception:

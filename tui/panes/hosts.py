@@ -18,6 +18,7 @@ from lab.store import Entry
 from tui.format import bytes_h, duration_h
 from tui.panes.base import Row, TablePane, ago
 from tui.widgets.spark import spark
+from tui.widgets.table import CursorTable  # Home/End move the row cursor
 
 SPARK = 8
 
@@ -73,7 +74,7 @@ class HostDetail(ModalScreen[None]):
                     f" · swap {bytes_h(state.swap_used)} of {bytes_h(state.swap_total)}",
                 )
             )
-            table: DataTable[str] = DataTable(id="filesystems", cursor_type="row")
+            table: DataTable[str] = CursorTable(id="filesystems", cursor_type="row")
             table.add_columns("Mount", "Device", "Type", "Size", "Used", "Free", "Use%")
             for fs in sorted(state.filesystems, key=lambda f: f.mount):
                 table.add_row(

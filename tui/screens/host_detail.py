@@ -25,6 +25,7 @@ from lab.model import HostState, Unit
 from lab.store import Entry
 from tui.format import bytes_h, duration_h
 from tui.panes.hosts import HostDetail
+from tui.widgets.table import CursorTable  # Home/End move the row cursor
 
 JOURNAL_LINES = 200
 
@@ -112,7 +113,7 @@ class HostDetailScreen(HostDetail):
         return text
 
     def _units_table(self, state: HostState) -> DataTable[Any]:
-        table: DataTable[Any] = DataTable(id="units", cursor_type="row")
+        table: DataTable[Any] = CursorTable(id="units", cursor_type="row")
         table.add_columns("Unit", "State", "MainPID", "Since")
         for name, unit in unit_rows(state):
             if unit is None:

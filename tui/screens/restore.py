@@ -169,6 +169,7 @@ class RestoreScreen(Screen[None]):
         self.query_one(ContentSwitcher).current = f"step-{step}"
         self.query_one("#step-title", Label).update(TITLES[step])
         self.error("")
+        self.refresh_bindings()  # check_action: the footer offers this step's keys
         focus = {
             "repo": "#step-repo",
             "snapshot": "#snap-table",

@@ -204,7 +204,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot("vpn", vpn_app),
     Shot("cert-detail", certs_app, press=("enter",)),
     Shot("backups", backups_app),
-    Shot("restore-wizard", backups_app, press=("down", "R", "enter")),
+    Shot("restore-wizard", backups_app, press=("down", "R")),  # starts at the snapshots
     Shot("containers", containers_app),
     Shot("container-detail", containers_app, press=("down", "enter")),
     Shot("logs", containers_app, run_before=push_logs, press=("slash", "e", "r", "r", "enter")),

@@ -23,9 +23,11 @@ def test_share_widths_gives_short_columns_all_they_need() -> None:
     assert share_widths(30, [6, 40, 40], [3, 3, 3], [False] * 3) == [6, 12, 12]
     # A key column is made whole before the others, however long they are.
     assert share_widths(30, [40, 20], [5, 5], [False, True]) == [10, 20]
-    # Never less than the minimum, never more than the column needs.
-    assert share_widths(10, [8, 8], [8, 8], [False, False]) == [8, 8]
+    # Never more than the column needs.
     assert share_widths(100, [2, 3], [8, 8], [False, False]) == [2, 3]
+    # Not even the minimums fit: the widest other column gives way, the key column keeps its.
+    assert share_widths(20, [12, 20, 5], [12, 12, 5], [True, False, False]) == [12, 4, 4]
+    assert share_widths(26, [12, 20, 5], [12, 12, 5], [True, False, False]) == [12, 9, 5]
 
 
 def test_cut_middle_keeps_the_end() -> None:

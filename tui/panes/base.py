@@ -94,6 +94,9 @@ def text_width(text: str) -> int:
     return max((cell_len(line) for line in text.split("\n")), default=0)
 
 
+MIN_CUT_WIDTH = 4  # a column squeezed for room keeps at least this many cells
+
+
 def share_widths(
     avail: int, natural: Sequence[int], minimum: Sequence[int], first: Sequence[bool]
 ) -> list[int]:
@@ -105,6 +108,15 @@ def share_widths(
     show whole and long ones (messages, images) split what remains."""
     widths = [min(m, n) for m, n in zip(minimum, natural, strict=True)]
     spare = avail - sum(widths)
+    # Not even the minimums fit: the widest other columns give way (a table wider than the
+    # terminal scrolls sideways, and what tells rows apart scrolled out of sight with it).
+    while spare < 0:
+        others = [i for i in range(len(widths)) if not first[i] and widths[i] > MIN_CUT_WIDTH]
+        if not others:
+            break
+        widest = max(others, key=lambda i: widths[i])
+        widths[widest] -= 1
+        spare += 1
     for i in (i for i, f in enumerate(first) if f):
         give = max(0, min(natural[i] - widths[i], spare))
         widths[i] += give
@@ -395,8 +407,9 @@ class TablePane(Pane):
     COLUMNS       labels, or (label, minimum width) pairs. Columns share the table's width
                   by what they carry (share_widths): each gets what its widest cell needs when
                   that fits, so they grow with the terminal; at 80 columns a long one is cut
-    KEY_COLUMNS   labels of the columns that tell rows apart (a name, a path): made whole
-                  before the others; if they still must be cut, they are cut in the middle
+    KEY_COLUMNS   labels of the columns that tell rows apart (a name, a path; default: the
+                  first column): made whole before the others; if they still must be cut,
+                  they are cut in the middle
     WRAP_COLUMN   optional label of the one column that takes the remaining width and wraps
                   (rows grow taller) — for messages that must be read whole at 80 columns
     ACTION_KEYS   {key: verb}: each becomes a binding (shown in the footer and `?` help) that
@@ -558,7 +571,8 @@ class TablePane(Pane):
         avail = width - pad * len(specs) - 1  # 1: the vertical scrollbar
         natural = list(self._natural)
         minimum = [self.AUTO_MIN_WIDTH if w is None else w for _, w in specs]
-        first = [label in self.KEY_COLUMNS for label, _ in specs]
+        keys = self.KEY_COLUMNS or specs[0][:1]  # by default the first column tells rows apart
+        first = [label in keys for label, _ in specs]
         for i, (label, _) in enumerate(specs):
             if label == self.WRAP_COLUMN:
                 minimum[i] = 12
@@ -581,10 +595,11 @@ class TablePane(Pane):
     def _cut_key_cells(self, widths: list[int]) -> None:
         """Rows whose key cell is wider than its column, with that cell cut in the middle."""
         self._display = {}
+        specs = self._column_specs()
         keys = [
             (i, w)
-            for i, ((label, _), w) in enumerate(zip(self._column_specs(), widths, strict=True))
-            if label in self.KEY_COLUMNS and w < self._natural[i]
+            for i, ((label, _), w) in enumerate(zip(specs, widths, strict=True))
+            if label in (self.KEY_COLUMNS or specs[0][:1]) and w < self._natural[i]
         ]
         if not keys:
             return

@@ -214,6 +214,62 @@ class CertConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    """`hlcon watch`, the long-running service: notifications and metrics."""
+
+    listen: str = doc(
+        'host:port where `hlcon watch` serves Prometheus metrics (/metrics), or "none".',
+        default="127.0.0.1:9877",
+    )
+    textfile: Path | None = doc(
+        "A node_exporter textfile (DIR/hlcon.prom) rewritten after every pass.", default=None
+    )
+    fault_after: float = duration(
+        "A source failing for longer than this is notified (a single slow poll is not).", 300.0
+    )
+    digest: str | None = doc(
+        'Daily digest of every open finding at this local time ("08:00"), to every channel.',
+        default=None,
+    )
+    repost: float = duration(
+        "How often open alerts are re-posted to Alertmanager (they expire after 3× this).", 300.0
+    )
+    retry_max: float = duration(
+        "Longest wait between retries of a failing channel (backoff doubles up to it).", 600.0
+    )
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """One notification channel of `hlcon watch`."""
+
+    name: str = doc("The channel's name (hlcon notify test NAME).")
+    url: str = doc(
+        "apprise: the Apprise URL as a secret reference (it carries tokens); alertmanager: "
+        "its base URL (http://127.0.0.1:9093) or a secret reference to it."
+    )
+    kind: str = doc(
+        '"apprise" (ntfy, Gotify, Matrix, mail …) or "alertmanager".', default="apprise"
+    )
+    min_severity: str = doc(
+        'Least severity sent: "info", "warning", "unknown" or "critical".', default="warning"
+    )
+    domains: tuple[str, ...] = doc(
+        "Only findings of these domains (host, containers, vpn, backup, cert; none = all).",
+        default=(),
+    )
+    quiet_hours: str | None = doc(
+        'Local hours ("22:00-07:00") in which only critical notifications are sent; the rest'
+        " wait for the end.",
+        default=None,
+    )
+    hold: float = duration(
+        "How long a finding must hold (appear, escalate or clear) before it is sent.", 120.0
+    )
+    timeout: float = duration("Timeout of one delivery.", 10.0)
+
+
+@dataclass(frozen=True)
 class Config:
     source: str = doc(
         "Where this config came from (a path, or <embedded default>).", default="<embedded default>"
@@ -227,6 +283,8 @@ class Config:
     vpn: tuple[VpnConfig, ...] = ()
     backups: tuple[BackupConfig, ...] = ()
     certs: tuple[CertConfig, ...] = ()
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    notify: tuple[NotifyConfig, ...] = ()
 
 
 # ─────────────────────────────────────────────────────────────────────────────── the loader
@@ -1141,6 +1199,112 @@ _ITEM_CHECKS: dict[type, Callable[[_Checker, Any, str], None]] = {
 }
 
 
+# ── [watch] and [[notify]] (hlcon watch)
+
+SEVERITY_NAMES = ("info", "warning", "unknown", "critical")
+NOTIFY_KINDS = ("apprise", "alertmanager")
+NOTIFY_DOMAINS = ("host", "containers", "vpn", "backup", "cert")
+_CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def parse_clock_time(text: str) -> tuple[int, int] | None:
+    """ "07:30" → (7, 30); None when not HH:MM."""
+    m = _CLOCK_TIME.fullmatch(text.strip())
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def parse_quiet_hours(text: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """ "22:00-07:00" → ((22, 0), (7, 0)); None when not HH:MM-HH:MM or empty (start = end)."""
+    start, dash, end = text.partition("-")
+    a, b = parse_clock_time(start), parse_clock_time(end)
+    return (a, b) if dash and a is not None and b is not None and a != b else None
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """[watch] listen → (host, port); port 0 picks a free one. Raises ValueError."""
+    if value.endswith(":0"):
+        host, _ = parse_endpoint(value[:-2] + ":1")
+        return host, 0
+    return parse_endpoint(value)
+
+
+def _listen(value: str) -> str | None:
+    if value == "none":
+        return None
+    try:
+        parse_listen(value)
+    except ValueError:
+        return f'expected host:port (127.0.0.1:9877) or "none", got {_quote(value)}'
+    return None
+
+
+def _one_of(*words: str) -> FieldCheck:
+    def check(value: str) -> str | None:
+        names = ", ".join(f'"{w}"' for w in words)
+        return None if value in words else f"expected one of {names}, got {_quote(value)}"
+
+    return check
+
+
+def _notify_domains(values: tuple[str, ...]) -> str | None:
+    bad = [v for v in values if v not in NOTIFY_DOMAINS]
+    names = ", ".join(NOTIFY_DOMAINS)
+    return f"unknown domain {_quote(bad[0])} (domains: {names})" if bad else None
+
+
+def _digest_time(value: str) -> str | None:
+    return (
+        None if parse_clock_time(value) else f'expected a local time "HH:MM", got {_quote(value)}'
+    )
+
+
+def _quiet_hours(value: str) -> str | None:
+    if parse_quiet_hours(value):
+        return None
+    return f'expected local hours "HH:MM-HH:MM" (e.g. "22:00-07:00"), got {_quote(value)}'
+
+
+def _check_notify(c: _Checker, obj: Any, path: str) -> None:
+    url = obj.url
+    scheme = url.partition(":")[0]
+    if obj.kind == "apprise":
+        # Never quote the value back: an Apprise URL carries its token.
+        if ":" not in url or scheme not in SCHEMES:
+            c.add(
+                _join(path, "url"),
+                "an Apprise URL carries tokens: give a secret reference (keyring:, env:, file:, "
+                "command:) to it, not the URL itself",
+            )
+            return
+    elif scheme in SCHEMES:
+        pass
+    elif not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        c.add(
+            _join(path, "url"),
+            "expected Alertmanager's base URL (http://127.0.0.1:9093) or a secret reference",
+        )
+        return
+    if scheme in SCHEMES:
+        try:
+            SecretRef.parse(url)
+        except ValueError as exc:
+            c.add(_join(path, "url"), str(exc))
+
+
+_FIELD_CHECKS.update(
+    {
+        (WatchConfig, "listen"): _listen,
+        (WatchConfig, "digest"): _digest_time,
+        (NotifyConfig, "name"): _name,
+        (NotifyConfig, "kind"): _one_of(*NOTIFY_KINDS),
+        (NotifyConfig, "min_severity"): _one_of(*SEVERITY_NAMES),
+        (NotifyConfig, "domains"): _notify_domains,
+        (NotifyConfig, "quiet_hours"): _quiet_hours,
+    }
+)
+_ITEM_CHECKS[NotifyConfig] = _check_notify
+
+
 def _entries(raw: dict[str, Any], section: str) -> Iterator[tuple[int, dict[str, Any]]]:
     items = raw.get(section)
     if isinstance(items, list):
@@ -1154,7 +1318,7 @@ def _cross_checks(c: _Checker, raw: dict[str, Any]) -> None:
     local = raw.get("local")
     local_name = local.get("name") if isinstance(local, dict) else None
     local_names = {"local", local_name if isinstance(local_name, str) else "local"}
-    for section in ("hosts", "containers", "backups", "certs"):
+    for section in ("hosts", "containers", "backups", "certs", "notify"):
         seen: dict[str, int] = {}
         for i, item in _entries(raw, section):
             name = item.get("name")

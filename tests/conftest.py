@@ -10,6 +10,9 @@ pytest_plugins: list[str] = [
     "tests.testbed.restic",
     "tests.testbed.wireguard",
     "tests.testbed.acme",
+    "tests.testbed.receiver",
+    "tests.testbed.alertmanager",
+    "tests.testbed.prometheus",
 ]
 
 
@@ -76,6 +79,8 @@ GO_TOOL_FIXTURES = frozenset(
         "wg_testbed",
         "acme_lab",
         "fresh_acme_lab",
+        "alertmanager",
+        "prometheus_tool",
     }
 )
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from lab import __version__
 
-COMMANDS = ("config", "status", "audit", "do", "maintenance", "secret")
+COMMANDS = ("config", "status", "audit", "do", "maintenance", "secret", "watch", "notify")
 
 
 class _Parser(argparse.ArgumentParser):

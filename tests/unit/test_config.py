@@ -30,8 +30,10 @@ from lab.config import (
     HealthConfig,
     HostConfig,
     LocalConfig,
+    NotifyConfig,
     Problem,
     VpnConfig,
+    WatchConfig,
     audit_log_path,
     default_config_text,
     format_duration,
@@ -52,6 +54,7 @@ SECTIONS: dict[str, type] = {
     "local": LocalConfig,
     "health": HealthConfig,
     "actions": ActionsConfig,
+    "watch": WatchConfig,
 }
 ARRAYS: dict[str, type] = {
     "hosts": HostConfig,
@@ -59,6 +62,7 @@ ARRAYS: dict[str, type] = {
     "vpn": VpnConfig,
     "backups": BackupConfig,
     "certs": CertConfig,
+    "notify": NotifyConfig,
 }
 
 

@@ -46,6 +46,8 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
         (None, None, None),
         ("lab", "import textual", "never import textual"),
         ("lab", "from actions import audit", "Layers"),
+        ("actions", "from watch import notify", "Layers"),
+        ("watch", "import textual", "never import textual"),
         ("tui", "def f():\n    import subprocess", "no docker, asyncssh"),
     ],
 )
@@ -53,7 +55,7 @@ def test_import_contracts_hold_and_catch_a_break(
     tmp_path: Path, package: str | None, bad_import: str | None, contract: str | None
 ) -> None:
     assert LINT_IMPORTS.exists(), "import-linter is in the test group (dev/venv installs it)"
-    for name in ("lab", "actions", "tui"):
+    for name in ("lab", "actions", "watch", "tui"):
         shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     if package is None:  # the real tree keeps every contract
@@ -89,7 +91,7 @@ def test_only_the_runner_executes_actions() -> None:
     """An action's execute()/rollback() run only inside actions/runner.py (after policy, confirm,
     lock and the audited intent), so no pane, command or reader can change the lab on its own."""
     offenders = []
-    for package in ("lab", "actions", "tui"):
+    for package in ("lab", "actions", "watch", "tui"):
         for f in sorted((ROOT / package).rglob("*.py")):
             if f == ROOT / "actions" / "runner.py":
                 continue

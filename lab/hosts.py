@@ -515,6 +515,12 @@ class HostReader:
     def timeout(self) -> float:
         return self._timeout
 
+    async def probe(self) -> bool:
+        """While backing off: True when the host answers again (an SSH host's port came back:
+        lab.ssh.SshHost.probe); this machine has nothing to probe."""
+        probe = getattr(self.executor, "probe", None)
+        return bool(await probe()) if probe is not None else False
+
     async def read(self) -> HostState:
         first = self._prev_cpu is None
         if isinstance(self.executor, LocalExecutor) and not self.units:

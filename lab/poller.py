@@ -4,6 +4,11 @@ slot of a grid all readers share (so readers with one interval poll, and repaint
 Polls of one target never overlap (the next sleep starts only after the poll ends), each poll
 has a timeout, and failures back off exponentially up to a cap. A reader's exception becomes a
 Fault in the store; it never reaches the UI.
+
+While backing off, a reader that was read before and has a cheap `probe()` (an SSH host: a TCP
+connect to its port) is probed once an interval: the first probe that says it answers again
+ends the backoff, so a host back from a restart is read within `interval + timeout` of its
+return instead of after minutes of backoff.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -22,6 +27,16 @@ from lab.store import Store
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Monotonic = Callable[[], float]
+Wait = Callable[[asyncio.Event, float], Awaitable[bool]]
+"""wait(event, seconds) → True when the event was set (a refresh), False when the time ran out."""
+
+
+async def wait_event(event: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+        return True
+    return False
 
 
 class ReadError(Exception):
@@ -49,6 +64,12 @@ class Reader(Protocol):
     async def close(self) -> None: ...
 
 
+class Probing(Protocol):
+    """A reader that can tell cheaply whether its target answers again (while backing off)."""
+
+    async def probe(self) -> bool: ...
+
+
 def describe(exc: BaseException) -> tuple[str, str]:
     """(what, why) for an exception, one line each."""
     if isinstance(exc, ReadError):
@@ -67,14 +88,21 @@ class Poller:
         *,
         clock: Clock = utcnow,
         max_backoff: float = 300.0,
+        monotonic: Monotonic = time.monotonic,
+        wait: Wait = wait_event,
     ) -> None:
+        """`monotonic` and `wait` are the scheduling hooks: tests drive the loop's decisions
+        with a fake clock instead of waiting for real time."""
         self.store = store
         self.readers = list(readers)
         self.clock = clock
         self.max_backoff = max_backoff
+        self.monotonic = monotonic
+        self.wait = wait
+        self.backoff_ended: dict[Key, str] = {}  # why the last backoff ended: time/refresh/probe
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._wake: dict[Key, asyncio.Event] = {}
-        self._epoch = time.monotonic()
+        self._epoch = monotonic()
         for reader in self.readers:
             store.expect(reader.key)
 
@@ -101,8 +129,18 @@ class Poller:
         return True
 
     async def poll_all(self) -> None:
-        """One pass over every reader, concurrently (`hlcon status`)."""
-        await asyncio.gather(*(self.poll(r) for r in self.readers))
+        """One pass over every reader, concurrently (`hlcon status`). A cancel (Ctrl-C) returns
+        only once every poll has ended — each kills and reaps its command — not at the first."""
+        polls = [asyncio.ensure_future(self.poll(r)) for r in self.readers]
+        try:
+            await asyncio.gather(*polls)
+        except BaseException:
+            for poll in polls:
+                poll.cancel()
+            while not all(p.done() for p in polls):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait(polls)
+            raise
 
     async def _loop(self, reader: Reader) -> None:
         failures = 0
@@ -115,13 +153,49 @@ class Poller:
                 # poll together and their readings reach the screen in one repaint, where
                 # "interval after the last poll ended" let them drift apart into one repaint
                 # each. Still never two polls of one target at once: this loop is sequential.
-                interval, since = reader.interval, time.monotonic() - self._epoch
+                interval, since = reader.interval, self.monotonic() - self._epoch
                 delay = interval - since % interval if interval > 0 else 0
+                wake.clear()
+                await self.wait(wake, delay)
             else:
                 delay = min(reader.interval * 2**failures, self.max_backoff)
-            wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)
+                wake.clear()
+                self.backoff_ended[reader.key] = await self.back_off(reader, delay, wake)
+
+    async def back_off(self, reader: Reader, delay: float, wake: asyncio.Event) -> str:
+        """Wait out a failed poll's backoff of `delay` seconds; returns why it ended: "time",
+        "refresh" (`refresh()` was called) or "probe" (the target answers again).
+
+        A reader that was read before and can `probe()` is probed on a fixed cadence of its
+        interval meanwhile, each probe given at most min(timeout, interval): so a probe starts
+        within one interval of the target's return, and the poll it triggers ends within the
+        timeout after that."""
+        probe = getattr(reader, "probe", None)
+        entry = self.store.get(reader.key)
+        step = reader.interval
+        if probe is None or entry is None or entry.reading is None or not 0 < step < delay:
+            return "refresh" if await self.wait(wake, delay) else "time"
+        start = self.monotonic()
+        end = start + delay
+        ticks = 1
+        while True:
+            now = self.monotonic()
+            tick = min(start + ticks * step, end)
+            if now < tick and await self.wait(wake, tick - now):
+                return "refresh"
+            if self.monotonic() >= end:
+                return "time"
+            ticks = int((self.monotonic() - start) // step) + 1  # the next tick not yet due
+            try:
+                answered = await asyncio.wait_for(probe(), min(reader.timeout, step))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a probe is a hint: failing it changes nothing
+                log.debug("probe %s failed: %s", reader.key, exc)
+                answered = False
+            if answered:
+                log.debug("probe %s: answers again, polling now", reader.key)
+                return "probe"
 
     def start(self) -> None:
         for reader in self.readers:

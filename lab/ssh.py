@@ -82,8 +82,11 @@ class SshError(ReadError):
 
 
 class HostUnreachable(SshError):
-    def __init__(self, host: str, why: str) -> None:
+    def __init__(self, host: str, why: str, *, port_closed: bool = False) -> None:
+        """`port_closed`: nothing took the TCP connection (refused, no route, connection
+        lost), as opposed to a port that answered but not with SSH in time."""
         super().__init__("host unreachable", why, host)
+        self.port_closed = port_closed
 
 
 class LoginFailed(SshError):
@@ -273,6 +276,7 @@ class SshHost:
         self._failures = 0
         self._retry_at = 0.0
         self._last_error: SshError | None = None
+        self._port_closed = False  # last seen refusing or dropping TCP (see probe)
         self._reported_change: str | None = None  # fingerprint already audited
         self._forward: asyncssh.SSHListener | None = None
         self._forward_conn: asyncssh.SSHClientConnection | None = None
@@ -295,6 +299,35 @@ class SshHost:
         """Connect on the next request (after the trust action, or a manual refresh)."""
         self._failures = 0
         self._retry_at = 0.0
+
+    async def probe(self) -> bool:
+        """While unreachable: did the host's SSH port just come back? A bare TCP connect,
+        closed at once (no SSH handshake, no login). True only on the change from closed
+        (refused, dropped, connection lost) to open; then the connect backoff is dropped, so
+        the read the poller makes next dials at once.
+
+        False when a port cannot tell: connected already, the last failure was a login or a
+        host key (a fix, not a retry, helps), or the port was open all along (a host that
+        accepts TCP and never speaks SSH is left to the backoff)."""
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return False
+        if self._last_error is not None and not isinstance(self._last_error, HostUnreachable):
+            return False
+        cfg = self.cfg
+        try:
+            async with asyncio.timeout(cfg.connect_timeout):
+                _, writer = await asyncio.open_connection(cfg.address, cfg.port)
+        except (OSError, TimeoutError):
+            self._port_closed = True
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        came_back, self._port_closed = self._port_closed, False
+        if came_back:
+            self.reset_backoff()
+        return came_back
 
     async def connection(self) -> asyncssh.SSHClientConnection:
         conn = self._conn
@@ -326,10 +359,13 @@ class SshHost:
                         self._on_key_changed(err)
                     except Exception:  # the audit hook must not hide the block itself
                         log.exception("host-key-changed hook failed for %s", self.name)
+            if isinstance(err, HostUnreachable) and err.port_closed:
+                self._port_closed = True
             raise
         self._failures = 0
         self._retry_at = 0.0
         self._last_error = None
+        self._port_closed = False
         self._reported_change = None
         self._conn = conn
         self.connects += 1
@@ -406,11 +442,15 @@ class SshHost:
                 self.name, f"no SSH answer from {where} within {cfg.connect_timeout:g}s"
             ) from None
         except ConnectionRefusedError:
-            raise HostUnreachable(self.name, f"connection refused at {where}") from None
+            raise HostUnreachable(
+                self.name, f"connection refused at {where}", port_closed=True
+            ) from None
         except asyncssh.DisconnectError as exc:
             raise HostUnreachable(self.name, f"{where} disconnected: {exc.reason}") from None
         except OSError as exc:
-            raise HostUnreachable(self.name, f"{where}: {exc.strerror or exc}") from None
+            raise HostUnreachable(
+                self.name, f"{where}: {exc.strerror or exc}", port_closed=True
+            ) from None
 
     async def run(
         self,
@@ -428,6 +468,7 @@ class SshHost:
                 proc = await conn.create_process(command, encoding="utf-8", errors="replace")
             except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
                 self._conn = None
+                self._port_closed = True
                 raise HostUnreachable(self.name, f"connection lost: {exc}") from None
             try:
                 stdin = preamble + (input or "")
@@ -441,6 +482,7 @@ class SshHost:
                 await proc.wait_closed()
             except (asyncssh.DisconnectError, BrokenPipeError, ConnectionError) as exc:
                 self._conn = None
+                self._port_closed = True
                 raise HostUnreachable(self.name, f"connection lost: {exc}") from None
             finally:
                 if not proc.is_closing():
@@ -468,6 +510,7 @@ class SshHost:
                     shell = self._shell = await _PollShell.start(conn)
                 except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
                     self._conn = None
+                    self._port_closed = True
                     raise HostUnreachable(self.name, f"connection lost: {exc}") from None
             try:
                 code, out, err = await shell.run(command)
@@ -620,6 +663,9 @@ class SshExecutor:
 
     async def docker_url(self) -> str:
         return await self.ssh.docker_url()
+
+    async def probe(self) -> bool:
+        return await self.ssh.probe()
 
 
 class SshPool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -172,3 +173,106 @@ def test_history_is_bounded_and_listeners_hear() -> None:
     unsubscribe()
     store.publish(("test", "x"), Sample(now, 0.0))
     assert len(heard) == HISTORY + 30
+
+
+# ---------------------------------------------------------------- a host that comes back
+
+
+class FakeTime:
+    """The poller's scheduling hooks on a fake clock: `wait` moves time on instead of sleeping
+    (and runs what `script` holds for the times it passes), so the poller's decisions are seen
+    without waiting for them."""
+
+    def __init__(self, script: dict[float, Callable[[], None]]) -> None:
+        self.now = 0.0
+        self.script = dict(script)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def wait(self, event: asyncio.Event, seconds: float) -> bool:
+        self.now += seconds
+        for at in sorted(t for t in self.script if t <= self.now):
+            self.script.pop(at)()
+        await asyncio.sleep(0)  # let the test see what happened
+        return False
+
+
+class ReturningHost:
+    """A reader whose target goes down and comes back; `probe` says whether it answers."""
+
+    interval = 5.0
+    timeout = 2.0
+
+    def __init__(self, time: FakeTime, *, up: bool = True) -> None:
+        self.time = time
+        self.up = up
+        self.log: list[tuple[str, float]] = []
+        self.read_again = asyncio.Event()
+        self.returned_at: float | None = None
+
+    @property
+    def key(self) -> Key:
+        return ("host", "returning")
+
+    def go_down(self) -> None:
+        self.up = False
+
+    def come_back(self) -> None:
+        self.up, self.returned_at = True, self.time.now
+
+    async def read(self) -> Sample:
+        self.log.append(("poll", self.time.now))
+        if not self.up:
+            raise ReadError("host unreachable", "connection refused")
+        if self.returned_at is not None:
+            self.read_again.set()
+        return Sample(datetime.now(UTC), 1.0)
+
+    async def probe(self) -> bool:
+        self.log.append(("probe", self.time.now))
+        return self.up
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_host_that_comes_back_is_polled_at_the_next_probe_tick() -> None:
+    """Down at t=5, back at t=42, in the middle of a 40 s backoff (the poll at t=35 failed for
+    the third time): the probe at t=45 finds it and the poll follows at once — within
+    interval + timeout of its return, not at t=75 when the backoff ends."""
+    time = FakeTime({})
+    host = ReturningHost(time)
+    time.script = {5.0: host.go_down, 42.0: host.come_back}
+    store = Store()
+    poller = Poller(store, [host], monotonic=time.monotonic, wait=time.wait, max_backoff=300)
+    poller.start()
+    try:
+        await asyncio.wait_for(host.read_again.wait(), 10)  # fake time: no real waiting
+    finally:
+        await poller.stop()
+    polls = [t for what, t in host.log if what == "poll"]
+    assert polls == [0.0, 5.0, 15.0, 35.0, 45.0]  # 5 + 10, + 20: backing off as before
+    probes = [t for what, t in host.log if what == "probe"]
+    assert probes == [10.0, 20.0, 25.0, 30.0, 40.0, 45.0]  # once an interval while backing off
+    assert host.log[-2:] == [("probe", 45.0), ("poll", 45.0)]  # the probe's answer: poll now
+    assert host.returned_at is not None
+    assert polls[-1] - host.returned_at <= host.interval + host.timeout
+    assert poller.backoff_ended[host.key] == "probe"
+    entry = store.get(host.key)
+    assert entry is not None and entry.fault is None
+
+
+async def test_a_host_never_read_is_not_probed() -> None:
+    """Only a host that was reachable before is probed; one never read just backs off."""
+    time = FakeTime({})
+    host = ReturningHost(time, up=False)
+    time.script = {100.0: host.come_back}
+    poller = Poller(Store(), [host], monotonic=time.monotonic, wait=time.wait)
+    poller.start()
+    try:
+        await asyncio.wait_for(host.read_again.wait(), 10)
+    finally:
+        await poller.stop()
+    assert [what for what, _ in host.log if what == "probe"] == []
+    assert [t for what, t in host.log if what == "poll"] == [0.0, 10.0, 30.0, 70.0, 150.0]

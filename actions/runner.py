@@ -31,6 +31,7 @@ from actions.base import Action, ActionFailed, Outcome, Plan, Progress, no_progr
 from actions.hostkey_audit import audit_key_changes
 from actions.locks import LockHeld, TargetLocks, lock_path
 from actions.maintenance import Maintenance
+from lab import inflight
 
 if TYPE_CHECKING:
     from lab.wiring import Lab
@@ -96,6 +97,8 @@ class Runner:
         self.who = who or Who.current()
         self.maintenance = Maintenance(self.state_dir)
         self._closed: set[int] = set()  # prepared seqs already run, refused or cancelled
+        self._active_runs: set[asyncio.Task[Any]] = set()  # inside _execute, for interrupt()
+        self._interrupted: str | None = None  # why interrupt() was called
 
     def host_of(self, action: Action) -> str:
         """The host name maintenance flags use: "local" for every name of this machine."""
@@ -221,60 +224,98 @@ class Runner:
     async def _execute(
         self, action: Action, plan: Plan, ref: int, intent_seq: int, progress: Progress
     ) -> RunResult:
+        """Execute, verify, audit the outcome, roll back on failure — and return (or re-raise a
+        cancel) only once every process and engine call the action started has ended, so the
+        caller's lock outlives the work. Commands kill their process group on a cancel and reap
+        it (lab.execute); a docker SDK call cannot be stopped, so a timeout waits for its thread
+        (lab.inflight) before the outcome, the rollback and the unlock."""
         timeout = plan.timeout or self.config.actions.timeout
         started = time.monotonic()
         stage = "execute"
         cancelled = False
         outcome: Outcome
         safe = _safe_progress(progress)
+        task = asyncio.current_task()
+        if task is not None:
+            self._active_runs.add(task)
         try:
-            async with asyncio.timeout(timeout) as deadline:
-                executed = await action.execute(plan, safe)
-                stage = "verify"
-                outcome = await action.verify(plan, executed)
-            if not outcome.ok:
-                outcome = Outcome(False, f"verify failed: {outcome.message}", outcome.details)
-        except asyncio.CancelledError:
-            cancelled = True
-            outcome = Outcome(False, f"cancelled during {stage}")
-        except TimeoutError as exc:
-            if deadline.expired():
-                source = (
-                    "the plan's timeout"
-                    if plan.timeout
-                    else (f"actions.timeout in {self.config.source}")
+            with inflight.track() as calls:
+                try:
+                    async with asyncio.timeout(timeout) as deadline:
+                        executed = await action.execute(plan, safe)
+                        stage = "verify"
+                        outcome = await action.verify(plan, executed)
+                    if not outcome.ok:
+                        outcome = Outcome(
+                            False, f"verify failed: {outcome.message}", outcome.details
+                        )
+                except asyncio.CancelledError as exc:
+                    cancelled = True
+                    why = _cancel_reason(exc) or self._interrupted
+                    outcome = Outcome(
+                        False, f"cancelled during {stage}" + (f": {why}" if why else "")
+                    )
+                except TimeoutError as exc:
+                    if deadline.expired():
+                        source = (
+                            "the plan's timeout"
+                            if plan.timeout
+                            else (f"actions.timeout in {self.config.source}")
+                        )
+                        outcome = Outcome(
+                            False,
+                            f"timed out during {stage} after {policy.human_duration(timeout)} "
+                            f"({source})",
+                        )
+                    else:
+                        outcome = Outcome(False, f"{stage} failed: {_describe(exc)}")
+                except ActionFailed as exc:
+                    outcome = Outcome(False, f"{stage} failed: {exc}", exc.details)
+                except Exception as exc:
+                    log.exception("%s %s raised", action.family, action.target)
+                    outcome = Outcome(False, f"{stage} failed: {_describe(exc)}")
+                waited = await _settle(calls, safe)
+                if waited is not None:
+                    outcome = Outcome(
+                        outcome.ok,
+                        f"{outcome.message}; the engine call it was waiting for "
+                        f"ended {policy.human_duration(waited)} later",
+                        outcome.details,
+                    )
+                duration = time.monotonic() - started
+                seq = self._audit_safely(
+                    "outcome",
+                    action,
+                    ref=ref,
+                    result={
+                        "ok": outcome.ok,
+                        "message": outcome.message,
+                        **({"details": dict(outcome.details)} if outcome.details else {}),
+                    },
+                    duration=duration,
+                    sync=True,
                 )
-                outcome = Outcome(
-                    False,
-                    f"timed out during {stage} after {policy.human_duration(timeout)} ({source})",
-                )
-            else:
-                outcome = Outcome(False, f"{stage} failed: {_describe(exc)}")
-        except ActionFailed as exc:
-            outcome = Outcome(False, f"{stage} failed: {exc}", exc.details)
-        except Exception as exc:
-            log.exception("%s %s raised", action.family, action.target)
-            outcome = Outcome(False, f"{stage} failed: {_describe(exc)}")
-        duration = time.monotonic() - started
-        seq = self._audit_safely(
-            "outcome",
-            action,
-            ref=ref,
-            result={
-                "ok": outcome.ok,
-                "message": outcome.message,
-                **({"details": dict(outcome.details)} if outcome.details else {}),
-            },
-            duration=duration,
-            sync=True,
-        )
-        rollback: Outcome | None = None
-        if not outcome.ok:
-            rollback = await _shielded(self._rollback(action, plan, ref, timeout))
+                rollback: Outcome | None = None
+                if not outcome.ok:
+                    rollback = await _shielded(self._rollback(action, plan, ref, timeout))
+                    await _settle(calls, safe)  # a rollback that timed out leaves one too
+        finally:
+            if task is not None:
+                self._active_runs.discard(task)
         result = RunResult(outcome.ok, outcome, rollback, seq, intent_seq, cancelled)
         if cancelled:
             raise asyncio.CancelledError
         return result
+
+    def interrupt(self, why: str) -> list[asyncio.Task[Any]]:
+        """Cancel every run of this runner in progress, e.g. on SIGTERM: each audits its
+        outcome ("cancelled during execute: {why}") and rollback, then ends. Returns their tasks,
+        for the caller to await before it exits."""
+        self._interrupted = why
+        tasks = [t for t in self._active_runs if not t.done()]
+        for task in tasks:
+            task.cancel(why)
+        return tasks
 
     async def _rollback(
         self, action: Action, plan: Plan, ref: int, timeout: float
@@ -373,6 +414,27 @@ class Runner:
                     reason=note or "acknowledged: the process running it died mid-action",
                 )
         raise ValueError(f"seq {seq} is not a pending intent (see `hlcon audit pending`)")
+
+
+def _cancel_reason(exc: asyncio.CancelledError) -> str | None:
+    """The message a cancel carries (`task.cancel("interrupted by SIGTERM")`), if any."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) and exc.args[0] else None
+
+
+async def _settle(calls: inflight.Scope, progress: Progress) -> float | None:
+    """Wait until the blocking calls the action started have ended; None if none was running,
+    else how long that took (a cancel does not cut this wait short)."""
+    running = calls.running
+    if not running:
+        return None
+    began = time.monotonic()
+    progress(
+        None,
+        f"waiting for {running} engine call{'s' if running != 1 else ''} still running to end "
+        "(the target stays locked until then)",
+    )
+    await calls.settle()
+    return time.monotonic() - began
 
 
 def _safe_progress(progress: Progress) -> Progress:

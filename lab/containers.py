@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from lab import inflight
 from lab.model import Container, ContainerEndpointState, PortMapping, utcnow
 from lab.poller import ReadError
 
@@ -460,7 +461,7 @@ class DockerEndpoint:
             if path is not None and not path.exists():
                 raise ReadError("docker endpoint unreachable", f"socket {path} does not exist")
             try:
-                client, version = await asyncio.to_thread(self._connect, url)
+                client, version = await inflight.to_thread(self._connect, url)
             except Exception as exc:
                 raise _explain(exc, url) from exc
             try:
@@ -492,7 +493,8 @@ class DockerEndpoint:
         whose connection failed)."""
         client = await self.client()
         try:
-            return await asyncio.to_thread(fn, client.api)
+            # tracked: a runner that times out waits for the engine call before it unlocks
+            return await inflight.to_thread(fn, client.api)
         except Exception as exc:
             err = _explain(exc, self._client_url)
             if err.what in ("docker endpoint unreachable", "docker endpoint timed out"):

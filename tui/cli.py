@@ -93,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dump = os.environ.get("HLCON_STACK_DUMP")
         out = open(dump, "a") if dump else sys.stderr  # noqa: SIM115 - open for the process
         faulthandler.register(signal.SIGUSR1, file=out, all_threads=True)
+    from tui import interrupt
+
+    interrupt.install()  # SIGTERM and SIGHUP end hlcon like Ctrl-C, never like kill -9
     words = sys.argv[1:] if argv is None else list(argv)
     # Plain `hlcon` starts the TUI: importing every command module first would only delay its
     # first frame (~0.1 s), so the subcommands are registered when one (or help) is asked for.
@@ -108,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `hlcon status --json | head`: the reader left, not an error
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: a clean exit, 128 + the signal
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            print(f"hlcon {args.command}: {interrupt.describe()}", file=sys.stderr)
+        return interrupt.exit_code()
     return code
 
 

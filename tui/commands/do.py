@@ -2,14 +2,17 @@
 
 Plans, shows the plan, asks (or takes --yes), runs through the runner. Exit codes: 0 done and
 verified, 1 failed (the message says whether it was rolled back), 2 refused or bad usage,
-130 cancelled.
+130 cancelled (Ctrl-C; SIGTERM and SIGHUP end a run the same way,
+audited, exit 143 and 129).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shlex
+import signal
 import sys
 import threading
 from typing import Any
@@ -19,6 +22,7 @@ from actions.base import Plan
 from actions.runner import Refused, Runner
 from lab.config import Config
 from lab.wiring import Lab
+from tui import interrupt
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -159,17 +163,28 @@ def run_do(args: argparse.Namespace) -> int:
         return config
     try:
         return asyncio.run(_do(args, config))
-    except KeyboardInterrupt:
-        print(
-            "hlcon do: cancelled (anything started was rolled back where possible)", file=sys.stderr
-        )
-        return EXIT_CANCELLED
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, SIGTERM, SIGHUP
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            print(
+                f"hlcon do: {interrupt.describe()}; cancelled "
+                "(anything started was rolled back where possible)",
+                file=sys.stderr,
+            )
+        return interrupt.exit_code() if interrupt.received else EXIT_CANCELLED
 
 
 async def _do(args: argparse.Namespace, config: Config) -> int:
     lab = Lab(config)
+    main = asyncio.current_task()
+
+    def on_signal(sig: signal.Signals) -> None:
+        # Like Ctrl-C: the run is cancelled, audits its outcome and rollback, then hlcon ends.
+        if main is not None:
+            main.cancel(interrupt.describe(sig))
+
     try:
-        return await _do_in(args, lab)
+        with interrupt.routed(asyncio.get_running_loop(), on_signal):
+            return await _do_in(args, lab)
     finally:
         await lab.close()
 

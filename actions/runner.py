@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actions import policy
-from actions.audit import AuditError, AuditLog, AuditRecord, Who
+from actions.audit import AuditError, AuditLog, AuditRecord, Who, audit_log_for
 from actions.base import Action, ActionFailed, Outcome, Plan, Progress, no_progress
 from actions.hostkey_audit import audit_key_changes
 from actions.locks import LockHeld, TargetLocks, lock_path
@@ -92,7 +92,7 @@ class Runner:
         self.config = lab.config
         audit_key_changes(lab)  # a changed SSH host key is audited in every acting process
         self.state_dir: Path = policy.state_dir(self.config)
-        self.audit = audit or AuditLog(policy.audit_log_path(self.config), clock=lab.clock)
+        self.audit = audit or audit_log_for(self.config, clock=lab.clock)
         self.read_only = read_only
         self.who = who or Who.current()
         self.maintenance = Maintenance(self.state_dir)

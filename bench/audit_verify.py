@@ -33,7 +33,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hlcon-bench-"))
     try:
         log = AuditLog(tmp / "audit.jsonl", secret_values=frozenset)
-        who = Who("alice", None, "127.0.0.1 50000 22")
+        who = Who("alice", 1000, (("SSH_CLIENT", "127.0.0.1 50000 22"),))
         plan = {
             "family": "container.restart",
             "target": "container:jellyfin@skylab",

@@ -65,6 +65,11 @@ class ConsoleConfig:
     audit_log: Path | None = doc(
         "The audit log file (default: STATE_DIR/audit.jsonl).", default=None
     )
+    audit_journal: str = doc(
+        'Where each audit head is also sent, an anchor outside the log\'s trust domain: "auto" '
+        '(journald\'s socket, skipped when absent), "none", or a journald socket path.',
+        default="auto",
+    )
 
 
 @dataclass(frozen=True)

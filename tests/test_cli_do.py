@@ -237,7 +237,7 @@ def test_audit_verify_names_the_flipped_line(env: Env) -> None:
     env.audit.write_bytes(bytes(data))
     r = env.run("audit", "verify")
     assert r.returncode == 1
-    assert "line 4 is bad: its hash does not match the prev recorded in line 5" in r.stderr
+    assert "line 4 is bad: its MAC does not match: the line was altered" in r.stderr
 
 
 KILLED = "victim.txt"

@@ -86,7 +86,7 @@ def peer_add_plan() -> Plan:
 
 
 def _build_audit_log(path: Path) -> None:
-    who = Who("admin", None, "192.168.1.20 50312 22")
+    who = Who("admin", 1000, (("SSH_CLIENT", "192.168.1.20 50312 22"),))
     log = AuditLog(path, clock=frozen_clock)
     target = "container:jellyfin@skylab"
     plan = restart_plan().to_record()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from actions.audit import MASK, ZERO_HASH, AuditLog, AuditRecord, Who, redact
 
 REPO = Path(__file__).resolve().parents[2]
-WHO = Who("alice", "root", "192.0.2.7 50000 22")
+WHO = Who("alice", 1000, (("SUDO_USER", "root"), ("SSH_CLIENT", "192.0.2.7 50000 22")))
 
 
 def fill(log: AuditLog, n: int) -> list[AuditRecord]:
@@ -49,11 +49,16 @@ def test_chain_links_every_line(tmp_path: Path) -> None:
     import hashlib
 
     for before, line in itertools.pairwise(lines):
-        assert json.loads(line)["prev"] == hashlib.sha256(before).hexdigest()
+        body = before[: before.rindex(b',"mac":"')] + b"}"  # the chain hash leaves out the MAC
+        assert json.loads(line)["prev"] == hashlib.sha256(body).hexdigest()
     assert [r.seq for r in log.records()] == [1, 2, 3, 4, 5, 6, 7]
     assert [r.seq for r in written] == [1, 2, 3, 4, 5, 6, 7]
     first = next(log.records())
-    assert first.who == {"user": "alice", "sudo_user": "root", "ssh_client": "192.0.2.7 50000 22"}
+    assert first.who == {
+        "user": "alice",
+        "uid": 1000,
+        "claimed": {"SUDO_USER": "root", "SSH_CLIENT": "192.0.2.7 50000 22"},
+    }
     assert first.line == 1 and first.at.tzinfo is not None
     assert list(json.loads(lines[0])) == [
         "prev",
@@ -68,6 +73,7 @@ def test_chain_links_every_line(tmp_path: Path) -> None:
         "result",
         "reason",
         "duration",
+        "mac",
     ]
     result = log.verify()
     assert result.ok and result.records == 7 and result.reason == "7 records, chain intact"
@@ -243,12 +249,14 @@ _log = AuditLog(_PRISTINE)
 fill(_log, 12)
 _DATA = _PRISTINE.read_bytes()
 _HEAD = _log.head_path.read_bytes()
+_KEY = _log.key_path.read_bytes()
 
 
 def _damaged(data: bytes) -> AuditLog:
     d = Path(tempfile.mkdtemp(dir=_BASE))
     (d / "audit.jsonl").write_bytes(data)
     (d / "audit.jsonl.head").write_bytes(_HEAD)
+    (d / "audit.jsonl.key").write_bytes(_KEY)
     return AuditLog(d / "audit.jsonl")
 
 
@@ -278,3 +286,116 @@ def test_arbitrary_damage_never_raises(cut: int, junk: bytes, keep: int) -> None
         assert not result.ok
     records = list(_damaged(data).records())  # readers skip what does not parse
     assert all(isinstance(r, AuditRecord) for r in records)
+
+
+# -- keys, heads, identities, anchors --------------------------------------------------------------
+
+
+def test_who_is_the_real_uid_and_the_environment_only_a_claim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import pwd
+
+    from actions.audit import describe_who
+
+    monkeypatch.setenv("LOGNAME", "mallory")
+    monkeypatch.setenv("USER", "mallory")
+    monkeypatch.setenv("SUDO_USER", "alice")
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+    who = Who.current()
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert who.user == me and who.uid == os.getuid()
+    assert who.to_record()["claimed"] == {"LOGNAME": "mallory", "SUDO_USER": "alice"}
+    assert describe_who(who.to_record()) == f"{me} (claims sudo by alice, LOGNAME mallory)"
+    assert describe_who({"user": "bob", "uid": 1, "claimed": {"LOGNAME": "bob"}}) == "bob"
+    # a record written before claims were kept apart
+    assert describe_who({"user": "bob", "sudo_user": "carol"}) == "bob (claims sudo by carol)"
+
+
+def test_a_log_from_before_keys_gets_one_and_macs_from_then_on(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl", secret_values=frozenset)
+    fill(log, 3)
+    # strip what this version adds: the lines' MACs, the head's MAC, the key
+    legacy, prev = [], ZERO_HASH
+    import hashlib
+
+    for raw in log.path.read_bytes().splitlines():
+        rec = json.loads(raw)
+        rec.pop("mac")
+        rec["prev"] = prev
+        line = json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode()
+        legacy.append(line)
+        prev = hashlib.sha256(line).hexdigest()
+    log.path.write_bytes(b"\n".join(legacy) + b"\n")
+    log.head_path.write_text(json.dumps({"seq": 3, "sha256": prev}))
+    log.key_path.unlink()
+    old = AuditLog(log.path, secret_values=frozenset)
+    assert old.verify().ok
+    fill(old, 2)
+    assert old.verify().ok, old.verify()
+    assert old.key_path.read_text().splitlines()[1] == "macs_from 4"
+    # seq 5 without its MAC: refused although it is the line after a legacy-looking one
+    lines = old.path.read_bytes().splitlines()
+    rec = json.loads(lines[-1])
+    rec.pop("mac")
+    lines[-1] = json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode()
+    old.path.write_bytes(b"\n".join(lines) + b"\n")
+    result = AuditLog(log.path).verify()
+    assert not result.ok and result.first_bad_line == 5, result
+
+
+def test_the_key_is_private_and_a_forged_last_line_is_refused(tmp_path: Path) -> None:
+
+    log = AuditLog(tmp_path / "audit.jsonl", secret_values=frozenset)
+    fill(log, 2)
+    assert log.key_path.stat().st_mode & 0o777 == 0o600
+    last = log.path.read_bytes().splitlines()[-1]
+    forged = json.loads(last)
+    forged.update(prev=json.loads(log.head_path.read_bytes())["sha256"], seq=3, mac="0" * 32)
+    with log.path.open("ab") as f:
+        f.write(json.dumps(forged, separators=(",", ":")).encode() + b"\n")
+    result = log.verify()
+    assert not result.ok and result.first_bad_line == 3 and "MAC" in result.reason
+
+
+def test_an_empty_log_beside_its_key_refuses_to_start_a_new_chain(tmp_path: Path) -> None:
+    from actions.audit import AuditError
+
+    log = AuditLog(tmp_path / "audit.jsonl", secret_values=frozenset)
+    fill(log, 3)
+    log.path.write_bytes(b"")
+    result = log.verify()
+    assert not result.ok and "is empty" in result.reason and "seq 3" in result.reason
+    moved = r"move audit\.jsonl, audit\.jsonl\.head and audit\.jsonl\.key"
+    with pytest.raises(AuditError, match=moved):
+        log.append("intent", who=WHO)
+    assert log.path.read_bytes() == b""
+
+
+def test_anchors_are_compared_line_by_line(tmp_path: Path) -> None:
+
+    from actions.audit import Anchor
+
+    log = AuditLog(tmp_path / "audit.jsonl", secret_values=frozenset)
+    fill(log, 4)
+    digests = [json.loads(raw)["prev"] for raw in log.path.read_bytes().splitlines()[1:]]
+    digests.append(json.loads(log.head_path.read_bytes())["sha256"])
+    anchors = [Anchor(i + 1, d, "t") for i, d in enumerate(digests)]
+    ok = log.verify(anchors)
+    assert ok.ok and ok.reason == "4 records, chain intact; 4 journal anchors agree"
+    bad = log.verify([*anchors[:2], Anchor(3, "f" * 64, "t3")])
+    assert not bad.ok and bad.first_bad_line == 3 and "anchor for seq 3 (sent t3)" in bad.reason
+    ahead = log.verify([*anchors, Anchor(5, "e" * 64, "t5")])
+    assert not ahead.ok and "anchors up to seq 5" in ahead.reason
+    twice = log.verify([*anchors, Anchor(2, "d" * 64, "t2b")])
+    assert not twice.ok and "two hashes for seq 2" in twice.reason
+    none = log.verify([])
+    assert not none.ok and "no anchors" in none.reason
+
+
+def test_journal_messages_frame_values_with_newlines() -> None:
+    from actions.audit import _journal_message
+
+    msg = _journal_message({"A": "plain", "B": "two\nlines"})
+    assert msg == b"A=plain\nB\n" + (9).to_bytes(8, "little") + b"two\nlines\n"

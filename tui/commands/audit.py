@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from actions.audit import AuditLog, AuditRecord
-from actions.policy import audit_log_path
+from actions.audit import AuditError, AuditLog, AuditRecord, audit_log_for, describe_who
 from actions.runner import Runner
 from lab.wiring import Lab
 from tui.commands.do import config_or_exit
+
+EXIT_ERROR = 2  # the log could not be read at all (1: it was read and is bad)
 
 
 def register(sub: Any) -> None:
@@ -21,7 +23,26 @@ def register(sub: Any) -> None:
     tail.add_argument("-n", type=int, default=20, metavar="N", help="how many (default 20)")
     tail.add_argument("--json", action="store_true", help="the stored JSON lines")
     tail.set_defaults(func=run_tail)
-    cmds.add_parser("verify", help="walk the hash chain").set_defaults(func=run_verify)
+    verify = cmds.add_parser(
+        "verify", help="walk the hash chain, the MACs and the head; optionally the journal"
+    )
+    verify.add_argument(
+        "--against-journal",
+        action="store_true",
+        help="also compare with the heads hlcon sent to the systemd journal",
+    )
+    verify.add_argument(
+        "--journal-dir",
+        type=Path,
+        metavar="DIR",
+        help="read journal files from DIR (journalctl -D) instead of the system journal",
+    )
+    verify.add_argument(
+        "--journal-since",
+        metavar="TIME",
+        help="only anchors from TIME on (journalctl --since), for a log started anew",
+    )
+    verify.set_defaults(func=run_verify)
     cmds.add_parser(
         "pending", help="intents with no outcome: a process died mid-action"
     ).set_defaults(func=run_pending)
@@ -32,9 +53,7 @@ def register(sub: Any) -> None:
 
 
 def format_record(rec: AuditRecord) -> str:
-    who = str(rec.who.get("user") or "?")
-    if rec.who.get("sudo_user"):
-        who += f" (sudo by {rec.who['sudo_user']})"
+    who = describe_who(rec.who)
     what = " ".join(x for x in (rec.action, rec.target) if x)
     detail = ""
     if rec.result is not None:
@@ -56,14 +75,24 @@ def _log(args: argparse.Namespace) -> AuditLog | int:
     config = config_or_exit(args, "audit")
     if isinstance(config, int):
         return config
-    return AuditLog(audit_log_path(config))
+    return audit_log_for(config)
+
+
+def _unreadable(command: str, path: Path, exc: OSError | AuditError) -> int:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    print(f"hlcon audit {command}: cannot read the audit log {path}: {why}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 def run_tail(args: argparse.Namespace) -> int:
     log = _log(args)
     if isinstance(log, int):
         return log
-    for rec in log.tail(args.n):
+    try:
+        records = log.tail(args.n)
+    except (OSError, AuditError) as exc:
+        return _unreadable("tail", log.path, exc)
+    for rec in records:
         print(json.dumps(rec.to_json(), ensure_ascii=False) if args.json else format_record(rec))
     return 0
 
@@ -72,9 +101,19 @@ def run_verify(args: argparse.Namespace) -> int:
     log = _log(args)
     if isinstance(log, int):
         return log
-    result = log.verify()
+    anchors = None
+    if args.against_journal:
+        try:
+            anchors = log.journal_anchors(args.journal_dir, args.journal_since)
+        except AuditError as exc:
+            print(f"hlcon audit verify: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+    result = log.verify(anchors)
+    if not result.readable:
+        print(f"hlcon audit verify: {result.reason}", file=sys.stderr)
+        return EXIT_ERROR
     if result.ok:
-        print(f"{log.path}: {result.records} records, chain intact")
+        print(f"{log.path}: {result.reason}")
         return 0
     where = f"line {result.first_bad_line}" if result.first_bad_line else "the log"
     print(
@@ -93,10 +132,16 @@ def _runner(args: argparse.Namespace) -> Runner | int:
 
 
 def run_pending(args: argparse.Namespace) -> int:
-    runner = _runner(args)
+    try:
+        runner = _runner(args)
+    except (OSError, AuditError) as exc:
+        return _unreadable("pending", getattr(exc, "filename", None) or Path("?"), exc)
     if isinstance(runner, int):
         return runner
-    pending = runner.pending()
+    try:
+        pending = runner.pending()
+    except (OSError, AuditError) as exc:
+        return _unreadable("pending", runner.audit.path, exc)
     if not pending:
         print("no pending actions")
         return 0
@@ -113,8 +158,10 @@ def run_ack(args: argparse.Namespace) -> int:
         return runner
     try:
         rec = runner.acknowledge(args.seq, args.note)
-    except ValueError as exc:
+    except (ValueError, AuditError) as exc:
         print(f"hlcon audit ack: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        return _unreadable("ack", runner.audit.path, exc)
     print(f"recorded seq {rec.seq}: intent {args.seq} abandoned")
     return 0

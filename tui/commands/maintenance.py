@@ -6,9 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from actions.audit import AuditError, AuditLog, Who
+from actions.audit import AuditError, Who, audit_log_for
 from actions.maintenance import Maintenance, MaintenanceError
-from actions.policy import audit_log_path, state_dir
+from actions.policy import state_dir
 from lab.config import Config
 from tui.commands.do import config_or_exit
 
@@ -58,7 +58,7 @@ def run_maintenance(args: argparse.Namespace) -> int:
             return 2
         on = args.mode == "on"
         changed = maint.set(
-            host, on, who=Who.current(), note=args.note, audit=AuditLog(audit_log_path(config))
+            host, on, who=Who.current(), note=args.note, audit=audit_log_for(config)
         )
     except (MaintenanceError, AuditError) as exc:
         print(f"hlcon maintenance: {exc}", file=sys.stderr)

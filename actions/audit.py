@@ -374,6 +374,7 @@ class AuditLog:
         self._tlock = threading.Lock()
         self._key: bytes | None = None
         self._macs_from = 1  # the key file says from which seq on every line carries a MAC
+        self._key_stamp: tuple[int, int, int, int] | None = None
         self._sock: socket.socket | None = None
 
     @property
@@ -509,11 +510,17 @@ class AuditLog:
         )
 
     def _load_key(self) -> bytes | None:
-        if self._key is not None:
-            return self._key
+        """The key, or None when there is none. Cached while the file stays the same one: a
+        log moved aside with its head and key starts anew even in a long-running console."""
         try:
-            text = self.key_path.read_bytes()
+            st = os.stat(self.key_path)
+            stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            if self._key is not None and stamp == self._key_stamp:
+                return self._key
+            with self.key_path.open("rb") as f:
+                text = f.read(MAX_HEAD)
         except FileNotFoundError:
+            self._key = None
             return None
         except OSError as exc:
             raise AuditError(f"audit key {self.key_path} cannot be read: {exc.strerror}") from None
@@ -529,7 +536,7 @@ class AuditLog:
             key = b""
         if len(key) < 16:
             raise AuditError(f"audit key {self.key_path} is damaged (not a hex key)")
-        self._key, self._macs_from = key, macs_from
+        self._key, self._macs_from, self._key_stamp = key, macs_from, stamp
         return key
 
     def _create_key(self, macs_from: int) -> bytes:
@@ -552,7 +559,8 @@ class AuditLog:
                 f"audit key {self.key_path} cannot be written: {exc.strerror}"
             ) from None
         os.close(fd)
-        self._key, self._macs_from = key, macs_from
+        self._key = None  # read back (and stamped) by the next _load_key
+        self._macs_from = macs_from
         return key
 
     def _write_head(self, seq: int, digest: str, key: bytes, sync: bool) -> None:

@@ -399,3 +399,18 @@ def test_journal_messages_frame_values_with_newlines() -> None:
 
     msg = _journal_message({"A": "plain", "B": "two\nlines"})
     assert msg == b"A=plain\nB\n" + (9).to_bytes(8, "little") + b"two\nlines\n"
+
+
+def test_a_log_moved_aside_with_its_head_and_key_starts_anew_in_a_running_process(
+    tmp_path: Path,
+) -> None:
+    log = AuditLog(tmp_path / "audit.jsonl", secret_values=frozenset)  # the console's, long-lived
+    fill(log, 3)
+    old_key = log.key_path.read_bytes()
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for p in (log.path, log.head_path, log.key_path):
+        p.rename(aside / p.name)
+    rec = log.append("intent", who=WHO)
+    assert rec.seq == 1 and log.key_path.read_bytes() != old_key
+    assert log.verify().ok and AuditLog(aside / "audit.jsonl").verify().ok

@@ -144,10 +144,17 @@ class Poller:
 
     async def _loop(self, reader: Reader) -> None:
         failures = 0
+        probed = False  # this poll was made because a probe found the target back
         wake = self._wake[reader.key]
         while True:
             ok = await self.poll(reader)
             failures = 0 if ok else failures + 1
+            if ok and probed:
+                # Back from a restart: what else failed may have failed for the same reason
+                # (a host's containers, services, certs over its SSH): retry those now too.
+                self.retry_faulted(but=reader.key)
+            probed = False
+            wake.clear()
             if ok:
                 # The next slot of a grid shared by every reader: readers with the same interval
                 # poll together and their readings reach the screen in one repaint, where
@@ -155,12 +162,20 @@ class Poller:
                 # each. Still never two polls of one target at once: this loop is sequential.
                 interval, since = reader.interval, self.monotonic() - self._epoch
                 delay = interval - since % interval if interval > 0 else 0
-                wake.clear()
                 await self.wait(wake, delay)
             else:
                 delay = min(reader.interval * 2**failures, self.max_backoff)
-                wake.clear()
-                self.backoff_ended[reader.key] = await self.back_off(reader, delay, wake)
+                ended = await self.back_off(reader, delay, wake)
+                self.backoff_ended[reader.key] = ended
+                probed = ended == "probe"
+
+    def retry_faulted(self, *, but: Key) -> None:
+        """Wake every other reader whose last poll failed (one extra poll each at most: one
+        still failing goes back to its backoff)."""
+        for key, event in self._wake.items():
+            entry = self.store.get(key)
+            if key != but and entry is not None and entry.fault is not None:
+                event.set()
 
     async def back_off(self, reader: Reader, delay: float, wake: asyncio.Event) -> str:
         """Wait out a failed poll's backoff of `delay` seconds; returns why it ended: "time",

@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from lab.config import Config, ConsoleConfig, HostConfig
+from lab.execute import Executor
 from lab.hosts import HostReader
-from lab.model import Key
+from lab.model import Key, utcnow
 from lab.poller import Poller
 from lab.ssh import HostUnreachable, ssh_host
 from lab.store import Store
@@ -24,6 +27,34 @@ pytestmark = pytest.mark.testbed
 
 REFRESH = 2.0
 TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class Uptime:
+    at: datetime
+    text: str
+
+    def summary(self) -> str:
+        return self.text
+
+
+class UptimeReader:
+    """Another reader of the same SSH host, with no probe of its own (as a container endpoint
+    or a certificate read over that host's SSH): it is retried when the host reader's probe
+    finds the host back."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.key: Key = ("uptime", "returning")
+        self.interval = REFRESH
+        self.timeout = TIMEOUT
+
+    async def read(self) -> Uptime:
+        result = await self.executor.run(["cat", "/proc/uptime"], timeout=self.timeout)
+        return Uptime(utcnow(), result.stdout.strip())
+
+    async def close(self) -> None:
+        pass
 
 
 async def until(check: Callable[[], bool], what: str, limit: float = 120.0) -> None:
@@ -50,19 +81,21 @@ async def test_a_restarted_sshd_is_read_again_at_the_next_probe(
     lab = Lab(config)
     store = Store()
     reader = HostReader("returning", lab.executor("returning"), interval=REFRESH, timeout=TIMEOUT)
+    other = UptimeReader(lab.executor("returning"))
     faults: list[float] = []
 
     def heard(key: Key) -> None:
         entry = store.get(key)
-        if entry is not None and entry.fault is not None:
+        if key == reader.key and entry is not None and entry.fault is not None:
             faults.append(time.monotonic())
 
     store.subscribe(heard)
-    poller = Poller(store, [reader])
-    entry = store.expect(reader.key)
+    poller = Poller(store, [reader, other])
+    entry, other_entry = store.expect(reader.key), store.expect(other.key)
     poller.start()
     try:
-        await until(lambda: entry.reading is not None and entry.fault is None, "a first reading")
+        for e in (entry, other_entry):
+            await until(lambda e=e: e.reading is not None and e.fault is None, "a first reading")
         sshd.kill_all()  # the host goes away, its open connection with it
         # Into the backoff: after the third failed poll the next one is 2 * 2**3 = 16 s away.
         await until(lambda: len(faults) >= 3, "three failed polls")
@@ -79,6 +112,9 @@ async def test_a_restarted_sshd_is_read_again_at_the_next_probe(
         # The poller's decision: the probe ended the backoff, not its time running out.
         assert poller.backoff_ended[reader.key] == "probe"
         assert len(faults) == 3  # no failed poll in between: the probe's poll was the good one
+        # and the host's other reader, backing off with no probe, was retried with it
+        await until(lambda: other_entry.fault is None, "the other reader's good reading")
+        assert other_entry.fault is None and poller.backoff_ended[other.key] == "refresh"
     finally:
         await poller.stop()
         await lab.close()

@@ -322,7 +322,9 @@ class Notifier:
                         notices.append(self._notice(channel.name, "clear", t, before.severity))
                     continue
                 if before is None:
-                    if now - t.since < hold or not self._wants(channel, t, t.severity):
+                    # held at this severity: a warning that just turned critical is news to a
+                    # critical-only channel only once the critical has held
+                    if now - t.severity_since < hold or not self._wants(channel, t, t.severity):
                         continue
                     if quiet and t.severity < Severity.CRITICAL:
                         continue

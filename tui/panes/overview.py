@@ -218,7 +218,7 @@ class OverviewPane(TablePane):
         worst = health.worst(self.findings)
         if waiting and worst <= Severity.INFO:
             # Not everything is read: what was read being fine says nothing about the rest.
-            text.append(f"WAITING for {waiting} of {len(entries)} sources ", "bold")
+            text.append(f"WAITING for {waiting} of {len(entries)} sources · ", "bold")
         else:
             text.append(f"{worst.label.upper()} ", SEVERITY_STYLE[worst])
         parts = [
@@ -229,9 +229,10 @@ class OverviewPane(TablePane):
             text.append(" · " if i else "", "dim")
             text.append(label, style)
         sources = f"{len(entries)} source" + ("" if len(entries) == 1 else "s")
-        tail = f"  — {sources}, {faulted} faulted"
-        if waiting and worst > Severity.INFO:
-            tail += f", {waiting} waiting"
+        if waiting and worst <= Severity.INFO:
+            tail = f"  — {faulted} faulted" if faulted else ""  # the head names the sources
+        else:
+            tail = f"  — {sources}, {faulted} faulted" + (f", {waiting} waiting" if waiting else "")
         text.append(tail, "dim")
         update_static(summary, text)
 

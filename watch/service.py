@@ -36,11 +36,11 @@ from lab.wiring import Lab
 from watch.channels import Channel, ChannelStatus, make_channel
 from watch.metrics import Metrics, Snapshot
 from watch.notify import Notice, Notifier, StateFile
+from watch.status import STATUS_FILE
 
 log = logging.getLogger("hlcon.watch")
 
 STATE_FILE = "notify-state.json"
-STATUS_FILE = "watch-status.json"
 Clock = Callable[[], datetime]
 
 
@@ -185,6 +185,7 @@ class Watch:
                 await duty.stop(self)
         for ch in self.channels.values():
             await ch.stop()
+        self.write_status(self.clock(), running=False)
         await self.poller.stop()
         await self.lab.close()
         self.metrics.close()
@@ -201,7 +202,6 @@ class Watch:
             ok = True
             for ch in self.channels.values():
                 ok = await ch.drain(drain) and ok
-            self.write_status(self.clock())
             return ok
         finally:
             await self.stop()
@@ -230,11 +230,11 @@ class Watch:
     def channel_statuses(self) -> list[ChannelStatus]:
         return [ch.status for ch in self.channels.values()]
 
-    def write_status(self, now: datetime) -> None:
-        """STATE_DIR/watch-status.json: which channels fail (hlcon status and the console show
-        it). Rewritten only when it changes."""
+    def write_status(self, now: datetime, *, running: bool = True) -> None:
+        """STATE_DIR/watch-status.json: which channels fail (watch.status: hlcon status and the
+        console show it), and no pid once the watch has stopped. Rewritten when it changes."""
         doc = {
-            "pid": os.getpid(),
+            "pid": os.getpid() if running else None,
             "channels": [s.to_json() for s in self.channel_statuses()],
             "metrics": f"{self.listening[0]}:{self.listening[1]}" if self.listening else None,
         }

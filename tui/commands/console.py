@@ -39,7 +39,9 @@ def run_console(args: argparse.Namespace) -> int:
 
     lab = Lab(config)
     store = Store()
-    poller = Poller(store, lab.readers(), clock=lab.clock)
+    from watch.status import readers as watch_readers
+
+    poller = Poller(store, lab.readers() + watch_readers(config), clock=lab.clock)
     runner = Runner(lab, read_only=True if args.read_only else None)
     ctx = ConsoleContext(config, lab, store, poller, runner, lab.clock)
     HlconApp(ctx).run()

@@ -22,6 +22,7 @@ from lab.poller import Poller
 from lab.store import Entry, Store
 from lab.wiring import Lab
 from tui.format import ago
+from watch.status import readers as watch_readers
 
 
 def register(sub: Any) -> None:
@@ -34,7 +35,7 @@ async def collect(config: Config) -> tuple[Store, Lab]:
     lab = Lab(config)
     audit_key_changes(lab)  # a host key that changed is audited even by a read-only pass
     store = Store()
-    poller = Poller(store, lab.readers())
+    poller = Poller(store, lab.readers() + watch_readers(config))  # + hlcon watch channels
     try:
         await poller.poll_all()
     finally:

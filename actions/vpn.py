@@ -59,6 +59,7 @@ from lab.vpn import (
     backup_path,
     config_for,
     link_info,
+    parse_ip_addr_json,
     parse_wg_quick_conf,
     read_conf_text,
     read_live,
@@ -159,6 +160,63 @@ def next_free_address(
         if not any(addr in t for t in taken if t.version == addr.version):
             return addr
     raise ValueError(f"subnet {net} is exhausted: every address is taken")
+
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def server_addresses(subnet: str, known: Sequence[str]) -> tuple[list[str], str | None]:
+    """The interface's own addresses (as single IPs), and a note when none is known: then the
+    subnet's first host address is reserved as the server's — the address clients usually use
+    for it, never to be handed to a peer."""
+    own = [_own(a) for a in known]
+    net = ipaddress.ip_network(subnet, strict=False)
+    if any(ipaddress.ip_address(a) in net for a in own):
+        return own, None
+    first = next(iter(net.hosts()), None)
+    if first is None:
+        return own, None
+    return [*own, str(first)], (
+        f"no address of the interface (nor Address in its conf) is in {net}: "
+        f"{first} is kept as the server's"
+    )
+
+
+def pick_address(
+    subnet: str, own: Sequence[str], taken: Mapping[str, str], wanted: str | None = None
+) -> IpAddress:
+    """The peer's address: `wanted` if it is free — inside the subnet, not its network or
+    broadcast address, not the interface's own, not inside a peer's allowed IPs (`taken`:
+    network → peer label) — else the lowest free one. ValueError says why not."""
+    if not wanted:
+        return next_free_address(subnet, [*own, *taken])
+    net = ipaddress.ip_network(subnet, strict=False)
+    text = wanted.strip()
+    try:
+        iface = ipaddress.ip_interface(text)
+    except ValueError:
+        example = next(iter(net.hosts()), net.network_address)
+        raise ValueError(f"{text[:50]!r} is not an address (e.g. {example})") from None
+    addr = iface.ip
+    if iface.network.prefixlen != addr.max_prefixlen:
+        raise ValueError(f"a peer gets one address: {addr}, not {iface.network}")
+    if addr.version != net.version or addr not in net:
+        raise ValueError(f"{addr} is outside the subnet {net}")
+    reserved = {net.network_address}
+    if net.version == 4:
+        reserved.add(net.broadcast_address)
+    if net.num_addresses > 2 and addr in reserved:
+        raise ValueError(f"{addr} is the network or broadcast address of {net}")
+    if str(addr) in own:
+        raise ValueError(f"{addr} is the interface's own address")
+    for network, label in taken.items():
+        try:
+            inside = addr in ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            continue
+        if inside:
+            raise ValueError(f"{addr} is taken by peer {label}")
+    return addr
 
 
 def _own(address: str) -> str:
@@ -491,17 +549,37 @@ class PeerAdd(WgAction):
     family = "vpn.peer-add"
     verb = "peer-add"
 
-    def __init__(self, target: Target, lab: Lab, name: str = "", psk: bool = True) -> None:
+    def __init__(
+        self, target: Target, lab: Lab, name: str = "", psk: bool = True, address: str | None = None
+    ) -> None:
         super().__init__(target, lab)
         self.name = name
         self.psk = psk
+        self.address = address  # None: the next free address of the subnet
 
     @classmethod
     def create(cls, target: Target, lab: Lab, params: Mapping[str, Any]) -> PeerAdd:
         if target.kind != "vpn":
             raise ValueError(f"peer-add acts on vpn:IFACE@HOST targets, not {target}")
         name = check_name(str(params.get("name") or ""))
-        return cls(target, lab, name, psk=flag(params.get("psk", True), "psk"))
+        address = str(params.get("address") or "").strip() or None
+        return cls(target, lab, name, psk=flag(params.get("psk", True), "psk"), address=address)
+
+    async def link_addresses(self) -> list[str]:
+        """The addresses on the interface's link (pyroute2 here, `ip -j addr` over SSH)."""
+        cfg = self.cfg()
+        if self.lab.is_local(cfg.host):
+            info = await asyncio.to_thread(link_info, cfg.interface, cfg.netns)
+            return list(info[0]) if info is not None else []
+        result = await self.lab.executor(cfg.host).run(
+            ["ip", "-j", "addr", "show", "dev", cfg.interface], timeout=CMD_TIMEOUT
+        )
+        if not result.ok:
+            return []
+        try:
+            return list(parse_ip_addr_json(result.stdout, cfg.interface)[0])
+        except ValueError:
+            return []
 
     async def plan(self) -> Plan:
         name = check_name(self.name)
@@ -520,16 +598,19 @@ class PeerAdd(WgAction):
             raise ActionFailed(f"a peer named {name!r} already exists on {self.target}")
         if st.live.public_key is None:
             raise ActionFailed(f"{cfg.interface} has no private key set")
-        used = [ip for p in st.live.peers for ip in p.allowed_ips]
-        if st.conf is not None:
-            used += [ip for p in st.conf.peers for ip in p.allowed_ips]
-            used += [_own(a) for a in st.conf.addresses]
-        if self.lab.is_local(cfg.host):
-            info = await asyncio.to_thread(link_info, cfg.interface, cfg.netns)
-            if info is not None:
-                used += [_own(a) for a in info[0]]
+        names = {p.public_key: p.name for p in st.conf.peers if p.name} if st.conf else {}
+        names.update({k: v for k, v in cfg.peer_names.items()})
+        taken: dict[str, str] = {}
+        for peer_key, ips in [(p.public_key, p.allowed_ips) for p in st.live.peers] + (
+            [(p.public_key, p.allowed_ips) for p in st.conf.peers] if st.conf else []
+        ):
+            for ip in ips:
+                taken.setdefault(ip, names.get(peer_key) or peer_key[:8] + "…")
         try:
-            address = next_free_address(cfg.subnet, used)
+            own, reserved_note = server_addresses(
+                cfg.subnet, [*(st.conf.addresses if st.conf else ()), *await self.link_addresses()]
+            )
+            address = pick_address(cfg.subnet, own, taken, self.address)
         except ValueError as exc:
             raise ActionFailed(str(exc)) from None
         private, public = new_keypair()
@@ -570,7 +651,7 @@ class PeerAdd(WgAction):
             "conf_path": None,
         }
         diff = None
-        notes: list[str] = []
+        notes: list[str] = [reserved_note] if reserved_note else []
         if self.nixos(cfg):
             snippet = nix_snippet(cfg.interface, name, public, host_net)
             data["nix"] = snippet

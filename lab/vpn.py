@@ -26,6 +26,7 @@ import contextlib
 import ipaddress
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -691,17 +692,26 @@ class LinkReader:
     def __init__(self, netns: str | None) -> None:
         self.netns = netns
         self._ipr: Any = None
+        # close() (the console quitting) may come while a poll's info() is in flight: closing
+        # the socket under a request left that thread waiting for an answer forever, and the
+        # event loop's executor shutdown with it. One at a time.
+        self._lock = threading.Lock()
 
     def info(self, name: str) -> LinkInfo | None:
-        if self._ipr is None:
-            self._ipr = _open_iproute(self.netns)
-        try:
-            return _link_info(self._ipr, name)
-        except Exception:
-            self.close()  # the namespace went away, or the socket broke: reopen next time
-            raise
+        with self._lock:
+            if self._ipr is None:
+                self._ipr = _open_iproute(self.netns)
+            try:
+                return _link_info(self._ipr, name)
+            except Exception:
+                self._close()  # the namespace went away, or the socket broke: reopen next time
+                raise
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         ipr, self._ipr = self._ipr, None
         if ipr is not None:
             with contextlib.suppress(Exception):

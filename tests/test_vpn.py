@@ -451,3 +451,58 @@ async def test_rollback_leaves_the_backup_as_it_was(wg_testbed: WgTestbed, lab: 
         assert _backup_state(wg_testbed) == (
             hashlib.sha256(earlier).hexdigest() if earlier is not None else None
         )
+
+
+# ---------------------------------------------------------------- issue 11 §6: the address
+
+
+@pytest.mark.parametrize(
+    ("wanted", "why"),
+    [
+        ("10.77.0.2", "taken by peer laptop"),
+        ("10.77.0.1", "the interface's own address"),
+        ("10.78.0.9", "outside the subnet 10.77.0.0/24"),
+        ("10.77.0.255", "broadcast"),
+    ],
+)
+async def test_a_chosen_address_is_refused_when_not_free(
+    wg_testbed: WgTestbed, lab: Lab, wanted: str, why: str
+) -> None:
+    before = (live_peers(wg_testbed), wg_testbed.conf.read_bytes())
+    action = PeerAdd.create(target(wg_testbed), lab, {"name": "chosen", "address": wanted})
+    with pytest.raises(Refused, match=why):
+        await Runner(lab).prepare(action)
+    assert (live_peers(wg_testbed), wg_testbed.conf.read_bytes()) == before
+
+
+async def test_a_chosen_free_address_is_the_peers(wg_testbed: WgTestbed, lab: Lab) -> None:
+    runner = Runner(lab)
+    params = {"name": "chosen-ok", "address": "10.77.0.200"}
+    result = await runner.run(
+        await runner.prepare(PeerAdd.create(target(wg_testbed), lab, params)), ""
+    )
+    assert result.ok, result.outcome.message
+    assert result.outcome.details["address"] == "10.77.0.200/32"
+    added = parse_wg_quick_conf(wg_testbed.conf.read_text()).by_name("chosen-ok")
+    assert added is not None and added.allowed_ips == ("10.77.0.200/32",)
+    assert (added.public_key, "10.77.0.200/32") in live_peers(wg_testbed)
+
+
+async def test_an_interface_without_address_keeps_the_first_host(
+    wg_testbed: WgTestbed, tmp_path: Path
+) -> None:
+    """No address visible on the link (no netns given) and no Address in the conf: the
+    subnet's first host is the server's, never a new peer's."""
+    bare = tmp_path / "bare.conf"
+    bare.write_text(
+        "\n".join(
+            ln for ln in wg_testbed.conf.read_text().splitlines() if not ln.startswith("Address")
+        )
+        + "\n"
+    )
+    lab = Lab(wg_testbed.config(tmp_path / "state", peers_file=bare, netns=None))
+    runner = Runner(lab)
+    prepared = await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "bare"}))
+    runner.cancel(prepared)
+    assert prepared.plan.data["address"] != "10.77.0.1/32"
+    assert any("10.77.0.1 is kept as the server's" in n for n in prepared.plan.notes)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Input, Static
@@ -71,8 +72,13 @@ async def test_wizard_adds_a_peer_that_comes_online(wg_testbed: WgTestbed, tmp_p
         wizard = app.screen
         assert isinstance(wizard, PeerAddScreen)
         await pilot.press(*"wizard-phone", "enter")
+        await wait_for(pilot, lambda: wizard.step == "address", "the address step")
+        suggested = wizard.query_one("#address", Input).value
+        assert suggested.startswith("10.77.0.") and suggested != "10.77.0.1"
+        await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
         shown = str(wizard.query_one("#plan", Static).render())
+        assert f"{suggested}/32" in shown
         private = str(wizard.prepared.plan.data["client_private_key"])
         assert "wg set" in shown and "+# wizard-phone" in shown
         assert private not in shown  # held back until the peer exists
@@ -85,6 +91,8 @@ async def test_wizard_adds_a_peer_that_comes_online(wg_testbed: WgTestbed, tmp_p
         box.value = str(client_file)
         await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.saved is not None, "the client file is saved")
+        assert "saved" in str(wizard.query_one("#done-hint", Static).render())
+        assert not app._notifications  # no toast over the code
         assert stat.S_IMODE(client_file.stat().st_mode) == 0o600
         assert f"PrivateKey = {private}" in client_file.read_text()
         # a device in the third namespace comes up from the saved file and pings the server
@@ -126,10 +134,15 @@ async def test_wizard_cancel_at_every_step_changes_nothing(
         error = wizard.query_one("#error", Static)
         await wait_for(pilot, lambda: "already exists" in str(error.render()), "duplicate refused")
         assert wizard.step == "name"
-        # step 2, the plan: Esc cancels it (audited) and returns to the name
+        # steps 2 and 3, the address and the plan: Esc on the plan goes back to the address,
+        # Esc there cancels the plan (audited) and returns to the name
         wizard.query_one("#name", Input).value = ""
         await pilot.press(*"tablet", "enter")
+        await wait_for(pilot, lambda: wizard.step == "address", "the address step")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: wizard.step == "address", "back at the address")
         await pilot.press("escape")
         await wait_for(pilot, lambda: wizard.step == "name", "back at the name")
         assert [r.phase for r in runner.audit.records()] == ["refused", "planned", "cancelled"]
@@ -181,3 +194,85 @@ async def test_pane_disables_enables_and_removes_a_peer_by_its_key(
         assert key not in {k for k, _ in live_peers(wg_testbed)}
     outcomes = [r for r in runner.audit.records() if r.phase == "outcome"]
     assert len(outcomes) == 4 and all((r.result or {}).get("ok") for r in outcomes), outcomes
+
+
+async def open_wizard(app: HlconApp, pilot: Any, name: str) -> PeerAddScreen:
+    await wait_for(pilot, lambda: "laptop" in pane_rows(app), "the pane shows the laptop")
+    await pilot.press("a")
+    await wait_for(pilot, lambda: isinstance(app.screen, PeerAddScreen), "wizard open")
+    wizard = app.screen
+    assert isinstance(wizard, PeerAddScreen)
+    await pilot.press(*name, "enter")
+    await wait_for(pilot, lambda: wizard.step == "address", "the address step")
+    return wizard
+
+
+async def test_wizard_address_step_refuses_what_is_not_free(
+    wg_testbed: WgTestbed, tmp_path: Path
+) -> None:
+    """A taken address, the interface's own, one outside the subnet: refused on the address
+    step (which stays); a free one is planned with that address."""
+    app, runner, _ = console(wg_testbed, tmp_path)
+    before = snapshot(wg_testbed)
+    async with app.run_test(size=SIZE) as pilot:
+        wizard = await open_wizard(app, pilot, "addr-test")
+        box = wizard.query_one("#address", Input)
+        error = wizard.query_one("#error", Static)
+        for wanted, why in (
+            ("10.77.0.2", "taken by peer laptop"),
+            ("10.77.0.1", "the interface's own address"),
+            ("10.99.0.5", "outside the subnet 10.77.0.0/24"),
+        ):
+            box.value = wanted
+            await pilot.press("enter")
+            await wait_for(pilot, lambda w=why: w in str(error.render()), f"{wanted} refused")
+            assert wizard.step == "address"
+        box.value = "10.77.0.150"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
+        assert "10.77.0.150/32" in str(wizard.query_one("#plan", Static).render())
+        assert wizard.prepared.plan.data["address"] == "10.77.0.150/32"
+        await pilot.press("escape", "escape")
+        await wait_for(pilot, lambda: wizard.step == "name", "back at the name")
+    phases = [r.phase for r in runner.audit.records()]
+    assert phases == [
+        "planned",
+        "cancelled",
+        "refused",
+        "refused",
+        "refused",
+        "planned",
+        "cancelled",
+    ]
+    assert snapshot(wg_testbed) == before
+
+
+async def test_qr_code_whole_or_the_size_it_needs(wg_testbed: WgTestbed, tmp_path: Path) -> None:
+    """At 80×24 a client QR code cannot fit (it takes 35 rows): the screen says how large the
+    terminal must be and offers to save; once the terminal is large enough the whole code is
+    shown. The "saved" message is on the hint line, not a toast over the code."""
+    app, _, _ = console(wg_testbed, tmp_path)
+    client_file = tmp_path / "qr-size.conf"
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot, "qr-size")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wizard.step in ("done", "failed"), "the peer is applied")
+        assert wizard.step == "done", str(wizard.query_one("#error", Static).render())
+        qr = wizard.query_one("#qr", Static)
+        shown = str(qr.render())
+        assert "█" not in shown and "needs a terminal of at least" in shown
+        assert "press s to save" in shown
+        await pilot.press("s")
+        wizard.query_one("#save-path", Input).value = str(client_file)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wizard.saved is not None, "the client file is saved")
+        assert "saved" in str(wizard.query_one("#done-hint", Static).render())
+        assert not app._notifications
+        await pilot.resize_terminal(100, 40)
+        await wait_for(pilot, lambda: "█" in str(qr.render()), "the whole code once it fits")
+        width, height = qr.region.width, qr.region.height
+        assert qr.region.right <= 100 and qr.region.bottom <= 40 - 1, (width, height)
+        lines = wizard.qr.splitlines()
+        assert height >= len(lines) and width >= max(len(ln) for ln in lines)

@@ -27,8 +27,10 @@ from actions.vpn import (
     hidden_diff,
     next_free_address,
     nix_snippet,
+    pick_address,
     qr_text,
     remove_block,
+    server_addresses,
     server_peer_block,
     set_block_disabled,
 )
@@ -503,6 +505,39 @@ def test_next_free_address_skips_used_and_knows_exhaustion() -> None:
         next_free_address("10.0.0.0/30", ["10.0.0.1", "10.0.0.2"])
     with pytest.raises(ValueError, match="not a network"):
         next_free_address("10.0.0/33", [])
+
+
+def test_pick_address_refuses_taken_outside_and_own() -> None:
+    own, note = server_addresses("10.0.0.0/24", ["10.0.0.1/24"])
+    assert (own, note) == (["10.0.0.1"], None)
+    taken = {"10.0.0.2/32": "laptop", "10.0.0.16/28": "lan"}
+    assert str(pick_address("10.0.0.0/24", own, taken)) == "10.0.0.3"
+    assert str(pick_address("10.0.0.0/24", own, taken, "10.0.0.9")) == "10.0.0.9"
+    assert str(pick_address("10.0.0.0/24", own, taken, " 10.0.0.9/32 ")) == "10.0.0.9"
+    for wanted, why in (
+        ("10.0.0.2", "taken by peer laptop"),
+        ("10.0.0.20", "taken by peer lan"),
+        ("10.0.0.1", "the interface's own address"),
+        ("10.0.1.5", "outside the subnet 10.0.0.0/24"),
+        ("fd00::5", "outside the subnet"),
+        ("10.0.0.255", "broadcast"),
+        ("10.0.0.0", "network"),
+        ("10.0.0.0/30", "one address"),
+        ("ten", "not an address"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            pick_address("10.0.0.0/24", own, taken, wanted)
+
+
+def test_no_server_address_reserves_the_first_host() -> None:
+    """An interface with no address (and no Address in its conf) keeps the subnet's first host
+    for itself: a peer got 10.223.0.1, the address clients use for the server (issue 11 §6)."""
+    own, note = server_addresses("10.223.0.0/24", [])
+    assert own == ["10.223.0.1"] and note is not None and "10.223.0.1" in note
+    assert str(pick_address("10.223.0.0/24", own, {})) == "10.223.0.2"
+    # an address outside the peers' subnet does not count as the server's inside it
+    own, note = server_addresses("10.223.0.0/24", ["192.168.1.5/24"])
+    assert "10.223.0.1" in own and note is not None
 
 
 @pytest.mark.parametrize("good", ["vpn.example.org:51820", "203.0.113.5:1", "[2001:db8::1]:51820"])

@@ -1,14 +1,22 @@
-"""The peer-add wizard: name → plan (address, keys, `wg set`, conf diff, client config) →
-confirm → apply (through the runner) → client config + QR code, with an offer to save it.
+"""The peer-add wizard: name → address (the next free one suggested, editable) → plan (keys,
+`wg set`, conf diff, client config) → confirm → apply (through the runner) → client config and
+QR code, with an offer to save the config.
 
-Every step before the confirm is reversible: Esc on the plan cancels it (audited as
-"cancelled" by the runner) and goes back to the name; Esc on the name leaves (nothing was
-planned, so there is nothing to audit). The client's private key is shown only after the
-peer is applied, on this screen, and written only where the user asks (mode 0600).
+Every step before the confirm is reversible: Esc on the plan goes back to the address, Esc on
+the address cancels the plan (audited as "cancelled" by the runner) and goes back to the name;
+Esc on the name leaves (nothing was planned, so there is nothing to audit). A changed address is
+planned again (the first plan is cancelled); a taken, outside or own address is refused by the
+plan and the wizard stays on the address. The client's private key is shown only after the peer
+is applied, on this screen, and written only where the user asks (mode 0600).
+
+The QR code is shown only when the whole of it fits the terminal (a cut code does not scan);
+otherwise the screen says how large the terminal must be and offers to save the config. What
+was saved is said on the hint line, never by a toast over the code.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,10 +29,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from actions.base import Target
-from actions.vpn import PeerAdd, check_name, save_client_config
+from actions.vpn import PeerAdd, save_client_config
 from tui.screens.confirm import plan_text
 
-STEPS = ("name", "plan", "running", "done", "failed")
+STEPS = ("name", "address", "plan", "running", "done", "failed")
+# Rows the done step needs besides the code: title, hint and footer.
+DONE_CHROME_ROWS = 3
+DONE_CHROME_COLUMNS = 2  # the wizard's padding
+
+DONE_HINT = "4/4  Done — scan the QR code, or s: save the client file · Esc: close"
 
 
 def _preview(client: str) -> str:
@@ -33,6 +46,20 @@ def _preview(client: str) -> str:
         "PrivateKey = (shown once the peer is added)" if ln.startswith("PrivateKey") else ln
         for ln in client.splitlines()
     )
+
+
+def _plain_address(address: str) -> str:
+    """10.77.0.4/32 → 10.77.0.4 (what the user edits)."""
+    try:
+        return str(ipaddress.ip_interface(address).ip)
+    except ValueError:
+        return address
+
+
+def qr_size(qr: str) -> tuple[int, int]:
+    """(columns, rows) a terminal QR code takes."""
+    lines = qr.splitlines()
+    return max((len(ln) for ln in lines), default=0), len(lines)
 
 
 class PeerAddScreen(Screen[Any]):
@@ -53,6 +80,7 @@ class PeerAddScreen(Screen[Any]):
     PeerAddScreen #step-plan.-active, PeerAddScreen #step-done.-active { height: 1fr; }
     PeerAddScreen #save-path { display: none; }
     PeerAddScreen #save-path.-shown { display: block; }
+    PeerAddScreen #qr { width: auto; }
     """
 
     def __init__(self, target: Target) -> None:
@@ -62,6 +90,9 @@ class PeerAddScreen(Screen[Any]):
         self.prepared: Any = None
         self.result: Any = None
         self.saved: Path | None = None
+        self.peer_name = ""
+        self.qr = ""
+        self.qr_shown = False
 
     # ------------------------------------------------------------ layout
 
@@ -70,24 +101,28 @@ class PeerAddScreen(Screen[Any]):
             yield Static(f"Add a WireGuard peer to {self.target}", id="title")
             yield Static(id="error")
             with Vertical(id="step-name", classes="step -active"):
-                yield Static("1/3  Name of the new device (Enter: plan it · Esc: leave)")
+                yield Static("1/4  Name of the new device (Enter: next · Esc: leave)")
                 yield Input(placeholder="e.g. phone-anna", id="name")
+            with Vertical(id="step-address", classes="step"):
+                yield Static(
+                    "2/4  Its address — the next free one; edit it if you like "
+                    "(Enter: review · Esc: back to the name)",
+                    id="address-hint",
+                )
+                yield Input(placeholder="e.g. 10.100.0.7", id="address")
             with Vertical(id="step-plan", classes="step"):
                 yield Static(
-                    "2/3  Review — Enter: apply · Esc: cancel and change the name", id="plan-hint"
+                    "3/4  Review — Enter: apply · Esc: back to the address", id="plan-hint"
                 )
                 with VerticalScroll(id="plan-body"):
                     yield Static(id="plan")
             with Vertical(id="step-running", classes="step"):
                 yield Static("applying …", id="running")
             with Vertical(id="step-done", classes="step"):
-                yield Static(
-                    "3/3  Done — scan the QR code, or s: save the client file · Esc: close",
-                    id="done-hint",
-                )
+                yield Static(DONE_HINT, id="done-hint")
                 with VerticalScroll(id="done-body"):
-                    yield Static(id="client")
                     yield Static(id="qr")
+                    yield Static(id="client")
                 yield Input(id="save-path")
         yield Footer()
 
@@ -96,11 +131,11 @@ class PeerAddScreen(Screen[Any]):
 
     def show_step(self, step: str) -> None:
         self.step = step
-        for name in ("name", "plan", "running", "done"):
+        for name in ("name", "address", "plan", "running", "done"):
             shown = name == step or (name == "done" and step == "failed")
             self.query_one(f"#step-{name}").set_class(shown, "-active")
-        if step == "name":
-            self.query_one("#name", Input).focus()
+        if step in ("name", "address"):
+            self.query_one(f"#{step}", Input).focus()
         else:
             self.set_focus(None)
 
@@ -109,28 +144,44 @@ class PeerAddScreen(Screen[Any]):
         box.update(Text(text or ""))
         box.set_class(bool(text), "-shown")
 
-    # ------------------------------------------------------------ step 1: name → plan
+    # ------------------------------------------------------------ step 1: name → a plan
 
     @on(Input.Submitted, "#name")
     def _name_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.plan_it(event.value)
+        self.plan_it(event.value, None)
 
     @work(group="peer-add", exclusive=True, exit_on_error=False)
-    async def plan_it(self, name: str) -> None:
+    async def plan_it(self, name: str, address: str | None) -> None:
+        """Plan the peer (the address: None for the next free one) and show the next step."""
         from actions.runner import Refused
 
         ctx = self.app.ctx  # type: ignore[attr-defined]
         if ctx.runner is None or ctx.lab is None:
             self.error("actions are unavailable in this session (no runner)")
             return
+        if self.prepared is not None:  # a new address: the plan made for the old one goes
+            ctx.runner.cancel(self.prepared)
+            self.prepared = None
+        params: dict[str, Any] = {"name": name}
+        if address is not None:
+            params["address"] = address
         try:
-            action = PeerAdd.create(self.target, ctx.lab, {"name": check_name(name)})
+            action = PeerAdd.create(self.target, ctx.lab, params)  # checks the name
             self.prepared = await ctx.runner.prepare(action)
         except (ValueError, Refused) as exc:
             self.error(str(exc))
             return
         self.error(None)
+        self.peer_name = name
+        plan = self.prepared.plan
+        if address is None:
+            self.query_one("#address", Input).value = _plain_address(str(plan.data["address"]))
+            self.show_step("address")
+            return
+        self.show_plan()
+
+    def show_plan(self) -> None:
         plan = self.prepared.plan
         text = plan_text(plan)
         if plan.diff:
@@ -141,7 +192,20 @@ class PeerAddScreen(Screen[Any]):
         self.query_one("#plan", Static).update(text)
         self.show_step("plan")
 
-    # ------------------------------------------------------------ step 2: confirm → run
+    # ------------------------------------------------------------ step 2: the address
+
+    @on(Input.Submitted, "#address")
+    def _address_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        wanted = event.value.strip()
+        planned = self.prepared.plan.data["address"] if self.prepared is not None else None
+        if planned is not None and wanted == _plain_address(str(planned)):
+            self.error(None)
+            self.show_plan()
+            return
+        self.plan_it(self.peer_name, wanted)
+
+    # ------------------------------------------------------------ step 3: confirm → run
 
     def action_confirm(self) -> None:
         if self.step == "plan":
@@ -160,6 +224,7 @@ class PeerAddScreen(Screen[Any]):
             self.result = await ctx.runner.run(self.prepared, "yes", progress)
         except Exception as exc:  # Refused (policy changed meanwhile) or worse
             self.error(str(exc))
+            self.prepared = None
             self.show_step("name")
             return
         result = self.result
@@ -172,16 +237,53 @@ class PeerAddScreen(Screen[Any]):
             return
         details = result.outcome.details
         self.query_one("#client", Static).update(Text(str(details.get("secret_client_config", ""))))
-        qr = str(details.get("secret_qr", ""))
-        if "nix" in details:
-            qr += "\n" + str(details["nix"])
-        self.query_one("#qr", Static).update(Text(qr))
+        self.qr = str(details.get("secret_qr", ""))
         self.query_one("#save-path", Input).value = f"~/{self.target.name}-{details['name']}.conf"
         self.show_step("done")
+        self.show_qr()
         if ctx.poller is not None:
             ctx.poller.refresh()
 
-    # ------------------------------------------------------------ step 3: save
+    # ------------------------------------------------------------ step 4: the code, or why not
+
+    def qr_fits(self) -> bool:
+        columns, rows = qr_size(self.qr)
+        return (
+            columns + DONE_CHROME_COLUMNS <= self.size.width
+            and rows + DONE_CHROME_ROWS <= self.size.height
+        )
+
+    def show_qr(self) -> None:
+        """The whole code, or what size the terminal must be and how else to get the config."""
+        if self.step != "done" or not self.qr:
+            return
+        details = self.result.outcome.details
+        nix = "\n" + str(details["nix"]) if "nix" in details else ""
+        box = self.query_one("#qr", Static)
+        self.qr_shown = self.qr_fits()
+        if self.qr_shown:
+            box.update(Text(self.qr + nix))
+        else:
+            columns, rows = qr_size(self.qr)
+            need_w = columns + DONE_CHROME_COLUMNS
+            need_h = rows + DONE_CHROME_ROWS
+            box.update(
+                Text.assemble(
+                    (
+                        f"The QR code needs a terminal of at least {need_w}×{need_h} "
+                        f"(this one is {self.size.width}×{self.size.height}): enlarge the "
+                        "window or zoom out to scan it — or press s to save the client "
+                        "config to a file.\n",
+                        "bold",
+                    ),
+                    nix,
+                )
+            )
+        self.query_one("#done-body", VerticalScroll).scroll_home(animate=False)
+
+    def on_resize(self) -> None:
+        if self.step == "done":
+            self.show_qr()
 
     def action_save(self) -> None:
         if self.step != "done":
@@ -201,15 +303,22 @@ class PeerAddScreen(Screen[Any]):
             return
         self.error(None)
         event.input.remove_class("-shown")
-        self.notify(f"saved {self.saved} (mode 0600)", markup=False)
+        # on the hint line, not a toast: a toast would sit over the code
+        self.query_one("#done-hint", Static).update(
+            Text(f"4/4  Done — saved {self.saved} (mode 0600) · s: save again · Esc: close")
+        )
         self.set_focus(None)
 
     # ------------------------------------------------------------ back / cancel
 
     def action_back(self) -> None:
         if self.step == "plan":
-            self.app.ctx.runner.cancel(self.prepared)  # type: ignore[attr-defined]
-            self.prepared = None
+            self.show_step("address")
+        elif self.step == "address":
+            if self.prepared is not None:
+                self.app.ctx.runner.cancel(self.prepared)  # type: ignore[attr-defined]
+                self.prepared = None
+            self.error(None)
             self.show_step("name")
         elif self.step == "running":
             return  # past the confirm: the runner finishes (or rolls back) first

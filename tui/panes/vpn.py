@@ -112,15 +112,17 @@ class VpnPane(TablePane):
     TITLE = "VPN"
     DOMAINS = ("vpn",)
     CONFIG_SECTION = "[[vpn]]"
-    # The name and the state tell rows apart: first, and within 80 columns; the rates may be cut.
+    # The name and the state tell rows apart: first, and whole at 80 columns; the rates may be
+    # cut ((label, minimum width); the widths are shared by what the cells carry).
     COLUMNS = (
-        ("Interface / peer", 20),
+        ("Interface / peer", 12),
         ("State", 12),
         ("Handshake", 9),
-        ("Rx", 9),
-        ("Tx", 9),
-        ("Rate ↓/↑", 20),
+        ("Rx", 8),
+        ("Tx", 8),
+        ("Rate ↓/↑", 10),
     )
+    KEY_COLUMNS = ("Interface / peer", "State")
     BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "add_peer", "Add peer")]
     ACTION_KEYS = {"x": "remove peer", "d": "disable peer", "e": "enable peer"}
 

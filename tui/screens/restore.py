@@ -519,7 +519,11 @@ def preview_text(plan: Plan) -> Text:
     files, size, free = int(data["files"]), int(data["bytes"]), int(data["free"])
     # The plan's steps, cost and notes carry sizes in decimal units (for the CLI); the wizard
     # says them once, in binary units, and shows each step's exact command instead.
-    shown = replace(plan, cost="", notes=(), steps=tuple(_command_step(s) for s in plan.steps))
+    # Notes it restates below (free space, overwritten files) are left out; any other is kept.
+    notes = tuple(
+        n for n in plan.notes if " free in " not in n and not n.endswith("will be overwritten")
+    )
+    shown = replace(plan, cost="", notes=notes, steps=tuple(_command_step(s) for s in plan.steps))
     text = plan_text(shown)
     text.append(f"\n\n{plural(files, 'file')}, {bytes_h(size)} to restore · ")
     if free and size >= SHORT_OF_SPACE * free:

@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from actions.base import (
     Action,
     ActionFailed,
     BlastRadius,
     Confirmation,
+    Identity,
     Outcome,
     Plan,
     Progress,
     Step,
     Target,
+    path_key,
 )
+from actions.maintenance import canonical_host
+from actions.policy import FAMILY_TIMEOUTS
 from actions.registry import register
 from lab.backups import (
     Restic,
@@ -135,6 +140,16 @@ async def _existing(executor: Executor, paths: Sequence[str]) -> dict[str, tuple
     return _parse_find(result.stdout)
 
 
+async def real_paths(executor: Executor, paths: Sequence[str]) -> list[str]:
+    """Each path with its symlinks resolved, on the host (`realpath -m`: missing parts are kept
+    as written). Falls back to the normalised paths where realpath is missing or fails."""
+    result = await executor.run(["realpath", "-m", "--", *paths], timeout=15)
+    lines = result.stdout.splitlines()
+    if not result.ok or len(lines) != len(paths):
+        return list(paths)
+    return lines
+
+
 @dataclass(frozen=True)
 class TargetProbe:
     exists: bool
@@ -189,6 +204,27 @@ class RepoAction(Action):
     def host(self) -> str:
         return self.cfg.host
 
+    # restic's own rule: check and unlock need the repository to themselves; restore and
+    # backup only read or add (a restore beside another restore is fine)
+    exclusive: ClassVar[bool] = True
+
+    def repo_key(self) -> str:
+        """The repository by its location: a path is resolved on the host restic runs on (two
+        [[backups]] entries for one repository are one); a URL (sftp:, rest:, s3: …) is the
+        same from anywhere."""
+        host = canonical_host(self.lab.config, self.cfg.host)
+        location = self.cfg.repository
+        if location.startswith("/") or location.startswith("local:"):
+            path = location.removeprefix("local:")
+            path = os.path.realpath(path) if host == "local" else posixpath.normpath(path)
+            return f"repo:{path}@{host}"
+        return f"repo:{location}"
+
+    async def identity(self, plan: Plan) -> Identity:
+        host = canonical_host(self.lab.config, self.cfg.host)
+        key = self.repo_key()
+        return Identity((key,), (host,)) if self.exclusive else Identity((), (host,), (key,))
+
 
 @register(kind="repo")
 class RestoreAction(RepoAction):
@@ -196,6 +232,7 @@ class RestoreAction(RepoAction):
 
     family = "backup.restore"
     verb = "restore"
+    exclusive = False
 
     def __init__(
         self,
@@ -253,6 +290,18 @@ class RestoreAction(RepoAction):
         # two consoles cannot restore into the same place on the same host
         return (str(self.target), f"path:{self.restore_to}@{self.cfg.host}")
 
+    def written(self) -> tuple[str, ...]:
+        """The directories this restore writes into: its target; in place, the included paths."""
+        return self.include if self.in_place else (self.restore_to,)
+
+    async def identity(self, plan: Plan) -> Identity:
+        # The real paths (symlinks resolved on the restic host, when the plan was made) as path
+        # keys: the lock layer excludes every restore into an overlapping directory too.
+        host = canonical_host(self.lab.config, self.cfg.host)
+        real = plan.data.get("real_paths") or list(self.written())
+        paths = tuple(path_key(str(p), host) for p in real)
+        return Identity(paths, (host,), (self.repo_key(),))
+
     def restore_argv(self, snapshot_id: str, json_progress: bool) -> list[str]:
         args = ["restore", "--target", self.restore_to, "--verify"]
         if json_progress:
@@ -300,7 +349,8 @@ class RestoreAction(RepoAction):
         if probe.entries and not self.overwrite:
             raise RestoreRefused(
                 f"target {self.restore_to} is not empty ({len(overwritten)} of the restored "
-                f"files would be overwritten): choose an empty folder, or the overwrite option"
+                f"files would be overwritten): choose an empty folder (--target DIR), or allow "
+                f"it with --param overwrite=true (the restore wizard: its overwrite switch)"
             )
         need = max(0, total - replaced_bytes)
         if need > probe.free:
@@ -355,8 +405,9 @@ class RestoreAction(RepoAction):
             reversible=False,
             cost=f"{len(files)} files, {_human(total)} to write",
             notes=tuple(notes),
-            timeout=max(self.lab.config.actions.timeout, 6 * 3600.0),
+            timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.restore" overrides
             data={
+                "real_paths": await real_paths(self.restic.executor, self.written()),
                 "snapshot_id": snapshot_id,
                 "include": list(self.include),
                 "target": self.restore_to,
@@ -400,7 +451,7 @@ class RestoreAction(RepoAction):
         try:
             result = await self.restic.run(
                 *self.restore_argv(str(data["snapshot_id"]), json_progress),
-                timeout=plan.timeout or max(self.lab.config.actions.timeout, 3600.0),
+                timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
                 on_line=on_line,
                 check=False,
             )
@@ -520,14 +571,14 @@ class CheckAction(RepoAction):
             blast_radius=BlastRadius.SINGLE,
             confirmation=Confirmation(f"Check repo:{self.cfg.name}?"),
             notes=("backups to this repository wait while the check holds its lock",),
-            timeout=max(self.lab.config.actions.timeout, 3 * 3600.0),
+            timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.check" overrides
         )
 
     async def execute(self, plan: Plan, progress: Progress) -> Outcome:
         progress(None, f"checking repo:{self.cfg.name}")
         result = await self.restic.run(
             "check",
-            timeout=plan.timeout or max(self.lab.config.actions.timeout, 1800.0),
+            timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
             check=False,
         )
         if not result.ok:
@@ -629,7 +680,7 @@ class BackupNowAction(RepoAction):
             blast_radius=BlastRadius.SINGLE,
             confirmation=Confirmation(f"Back up to repo:{self.cfg.name} now?"),
             data={"paths": list(self.cfg.paths)},
-            timeout=max(self.lab.config.actions.timeout, 6 * 3600.0),
+            timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.now" overrides
         )
 
     async def execute(self, plan: Plan, progress: Progress) -> Outcome:
@@ -652,7 +703,7 @@ class BackupNowAction(RepoAction):
                 "--json",
                 "--",
                 *plan.data["paths"],
-                timeout=plan.timeout or max(self.lab.config.actions.timeout, 3600.0),
+                timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
                 on_line=on_line,
             )
         except ResticError as exc:

@@ -49,6 +49,53 @@ class Target:
         return f"{self.kind}:{self.name}" + (f"@{self.where}" if self.where else "")
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What an action really acts on, whatever the user typed: the keys every lock, rate limit
+    and pending-intent check uses, and the hosts whose maintenance flag applies.
+
+    `keys` are held exclusively; `shared` keys are held shared (two restores may read one
+    repository, a check that locks it exclusively may not run beside them). A key
+    `path:REAL@HOST` is a directory that is written: it also excludes every path above and below
+    it (an overlap), not only itself. Examples: `container:ENGINE/ID`, `vpn:wg0@local`,
+    `repo:/srv/restic@local`, `path:/var/tmp/restore@local`.
+    """
+
+    keys: tuple[str, ...]
+    hosts: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
+
+    @property
+    def all_keys(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.keys, *self.shared)))
+
+
+PATH_PREFIX = "path:"
+
+
+def path_key(real_path: str, host: str) -> str:
+    return f"{PATH_PREFIX}{real_path}@{host}"
+
+
+def split_path_key(key: str) -> tuple[str, str] | None:
+    """(real path, host) of a path key, else None. The host cannot hold @; the path may."""
+    if not key.startswith(PATH_PREFIX):
+        return None
+    path, sep, host = key[len(PATH_PREFIX) :].rpartition("@")
+    return (path, host) if sep and path.startswith("/") else None
+
+
+def keys_overlap(a: str, b: str) -> bool:
+    """Equal keys, or two paths on one host where one lies inside the other."""
+    if a == b:
+        return True
+    pa, pb = split_path_key(a), split_path_key(b)
+    if pa is None or pb is None or pa[1] != pb[1]:
+        return False
+    x, y = pa[0].rstrip("/") + "/", pb[0].rstrip("/") + "/"
+    return x.startswith(y) or y.startswith(x)
+
+
 class BlastRadius(Enum):
     """How much can go wrong, which decides how the user confirms."""
 
@@ -94,6 +141,7 @@ class Plan:
     notes: tuple[str, ...] = ()  # warnings the user should read before confirming
     data: Mapping[str, JSON] = field(default_factory=dict)  # what execute needs (ids, paths …)
     timeout: float | None = None  # execute timeout; None = [actions] timeout
+    timeout_from: str = ""  # where the timeout came from (a config key, or the family default)
 
     def to_record(self) -> dict[str, JSON]:
         """The plan as the audit log stores it (no secrets ever live in a plan)."""
@@ -166,6 +214,16 @@ class Action(ABC):
     def lock_keys(self) -> tuple[str, ...]:
         """Locks to hold while executing; the target by default."""
         return (str(self.target),)
+
+    async def identity(self, plan: Plan) -> Identity:
+        """The canonical identity of what this plan changes (see Identity). The default: the
+        target's kind and name on its host, every name of this machine being "local". Families
+        whose targets have several spellings (containers, repositories, restore paths) override
+        it; it may read the lab (plan() has, already)."""
+        from actions.maintenance import canonical_host
+
+        host = canonical_host(self.lab.config, self.host)
+        return Identity((f"{self.target.kind}:{self.target.name}@{host}",), (host,))
 
     def allowed(self) -> str | None:
         """An allow-list check: None if allowed, else the reason with how to allow it."""

@@ -26,12 +26,14 @@ from actions.base import (
     ActionFailed,
     BlastRadius,
     Confirmation,
+    Identity,
     Outcome,
     Plan,
     Progress,
     Step,
     Target,
 )
+from actions.maintenance import canonical_host
 from actions.registry import register
 from lab import certs, secrets
 from lab.config import CertConfig
@@ -103,6 +105,11 @@ class CertRenew(Action):
     def host(self) -> str:
         cfg = self._cfg()
         return cfg.host if cfg is not None else super().host
+
+    async def identity(self, plan: Plan) -> Identity:
+        # cert:NAME and cert:NAME@HOST are one certificate (create() refuses another host)
+        host = canonical_host(self.lab.config, self.host)
+        return Identity((f"cert:{self.target.name}",), (host,))
 
     def allowed(self) -> str | None:
         cfg = self._cfg()

@@ -25,6 +25,7 @@ from actions.base import (
     ActionFailed,
     BlastRadius,
     Confirmation,
+    Identity,
     Outcome,
     Plan,
     Progress,
@@ -32,6 +33,7 @@ from actions.base import (
     Target,
     no_progress,
 )
+from actions.maintenance import canonical_host
 from actions.registry import register
 from lab.containers import DockerEndpoint, endpoints, find_container, list_names, match_names
 from lab.containers import parse_time as _parse_time
@@ -54,6 +56,29 @@ def _endpoint(action: Action) -> DockerEndpoint:
         return endpoints(action.lab).get(where)
     except LookupError as exc:
         raise ActionFailed(str(exc)) from None
+
+
+async def engine_key(endpoint: DockerEndpoint) -> str:
+    """Which engine an endpoint reaches, the same for every endpoint (URL, alias) on one socket:
+    Docker's daemon ID; for podman (whose /info ID is new on every call) its host name and
+    storage root. Raises ActionFailed when the engine cannot be asked."""
+    try:
+        info: JSONDict = await endpoint.call(lambda api: api.info())
+    except ReadError as exc:
+        raise ActionFailed(f"cannot ask {endpoint.name} which engine it is: {exc}") from exc
+    if not endpoint.is_podman and info.get("ID"):
+        return f"docker:{info['ID']}"
+    return f"podman:{info.get('Name', '?')}:{info.get('DockerRootDir', '?')}"
+
+
+async def container_identity(
+    action: Action, endpoint_name: str, container_ids: list[str]
+) -> Identity:
+    """One key per container: its engine and full ID, however the target was spelled."""
+    endpoint = _endpoint(action)
+    engine = await engine_key(endpoint)
+    host = canonical_host(action.lab.config, endpoint_name)
+    return Identity(tuple(f"container:{engine}/{cid}" for cid in container_ids), (host,))
 
 
 def _stop_timeout(inspect: Mapping[str, Any]) -> int:
@@ -232,6 +257,9 @@ class _OneContainer(Action):
     @property
     def lock_keys(self) -> tuple[str, ...]:
         return (f"container:{self.target.name}@{self.endpoint_name}",)
+
+    async def identity(self, plan: Plan) -> Identity:
+        return await container_identity(self, self.endpoint_name, [str(plan.data["id"])])
 
     async def _lookup(self) -> tuple[DockerEndpoint, JSONDict]:
         endpoint = _endpoint(self)
@@ -436,6 +464,12 @@ class ContainerBulkRestart(Action):
         if self._planned:
             return tuple(f"container:{n}@{self.endpoint_name}" for n in self._planned)
         return (str(self.target),)
+
+    async def identity(self, plan: Plan) -> Identity:
+        # each member's own identity: a bulk restart takes every member's lock and counts
+        # against every member's rate limit
+        ids = [str(item["id"]) for item in plan.data["containers"]]
+        return await container_identity(self, self.endpoint_name, ids)
 
     async def plan(self) -> Plan:
         endpoint = _endpoint(self)

@@ -22,6 +22,69 @@ from lab.model import utcnow
 
 if TYPE_CHECKING:
     from actions.audit import AuditLog, Who
+    from lab.config import Config
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def _url_host(url: str) -> str | None:
+    """The machine a container endpoint URL lives on: "local" for a unix socket or loopback,
+    else the host part (unix:///run/x.sock, tcp://nas:2375, ssh://admin@nas)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    if scheme == "unix":
+        return "local"
+    netloc = rest.split("/", 1)[0].rpartition("@")[2]
+    host = netloc[: netloc.rindex("]") + 1] if netloc.startswith("[") else netloc.split(":")[0]
+    if host.startswith("127.") or host in _LOOPBACK:
+        return "local"
+    return host or None
+
+
+def endpoint_host(config: Config, name: str) -> str | None:
+    """The host a `[[containers]]` endpoint named `name` runs on — "local", a [[hosts]] name —
+    or None when `name` is no such endpoint or its machine is not one hlcon knows as a host."""
+    entry = next((c for c in config.containers if c.name == name), None)
+    if entry is None:
+        return None
+    machine = _url_host(entry.url)
+    if machine is None or machine == "local":
+        return machine
+    for host in config.hosts:
+        if machine in (host.address, host.name):
+            return host.name
+    return None
+
+
+def canonical_host(config: Config, name: str) -> str:
+    """The one name maintenance flags use for `name`: "local" for every name of this machine,
+    the host a container endpoint alias runs on, else `name` itself (a [[hosts]] name, or an
+    endpoint on a machine hlcon has no host for: that endpoint is its own host)."""
+    if name in ("local", config.local.name):
+        return "local"
+    if any(h.name == name for h in config.hosts):
+        return name
+    return endpoint_host(config, name) or name
+
+
+def resolve_host(config: Config, name: str) -> tuple[str, str] | None:
+    """What `hlcon maintenance on NAME` puts in maintenance: (host, why that host), or None if
+    NAME is no host and no container endpoint. Maintenance is per host and covers every
+    endpoint on it, so a container endpoint's name means the host it runs on."""
+    if name in ("local", config.local.name):
+        return "local", ""
+    if any(h.name == name for h in config.hosts):
+        return name, ""
+    if any(c.name == name for c in config.containers):
+        host = canonical_host(config, name)
+        if host == name:
+            return name, f"{name} is a container endpoint on a machine with no [[hosts]] entry"
+        return host, (
+            f"{name} is a container endpoint on {host}; maintenance is per host and covers "
+            f"every endpoint on it"
+        )
+    return None
 
 
 class MaintenanceError(Exception):

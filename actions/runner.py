@@ -1,13 +1,17 @@
 """The runner: the one way anything in the lab changes.
 
-    prepare(action)  policy → plan                                    (audited: refused | planned)
+    prepare(action)  policy → plan → identity → policy on the identity (audited: refused | planned)
     run(prepared)    confirm → lock → intent (fsynced) → execute → verify (one timeout)
                      → outcome → rollback on any failure              (audited at every step)
     cancel(prepared) the user said no                                  (audited: cancelled)
 
 Every record of one run carries `ref` = the seq of its "planned" record. An intent with no
 outcome is what a process killed mid-action leaves: `pending()` finds those, `acknowledge()`
-closes them with an "abandoned" outcome.
+closes them with an "abandoned" outcome. Until then the target is blocked: a new action whose
+identity overlaps a pending intent's is refused, naming `hlcon audit ack SEQ` and what to check.
+
+Locks, rate limits, maintenance and pending checks all key on the action's canonical Identity
+(actions.base), resolved once the plan is known — never on the string the user typed.
 
 `run()` raises nothing but Refused — failures are RunResults. A cancelled task is a failure too:
 the rollback still runs (shielded from further cancellation), is audited, and then the
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +33,19 @@ from typing import TYPE_CHECKING, Any
 
 from actions import policy
 from actions.audit import AuditError, AuditLog, AuditRecord, Who, audit_log_for
-from actions.base import Action, ActionFailed, Outcome, Plan, Progress, no_progress
+from actions.base import (
+    Action,
+    ActionFailed,
+    Identity,
+    Outcome,
+    Plan,
+    Progress,
+    keys_overlap,
+    no_progress,
+)
 from actions.hostkey_audit import audit_key_changes
 from actions.locks import LockHeld, TargetLocks, lock_path
-from actions.maintenance import Maintenance
+from actions.maintenance import Maintenance, canonical_host
 from lab import inflight
 
 if TYPE_CHECKING:
@@ -55,6 +70,7 @@ class Prepared:
     action: Action
     plan: Plan
     seq: int
+    identity: Identity | None = None  # what it acts on, canonically (None: the typed target)
 
 
 @dataclass(frozen=True)
@@ -101,8 +117,9 @@ class Runner:
         self._interrupted: str | None = None  # why interrupt() was called
 
     def host_of(self, action: Action) -> str:
-        """The host name maintenance flags use: "local" for every name of this machine."""
-        return "local" if self.lab.is_local(action.host) else action.host
+        """The host name maintenance flags use: "local" for every name of this machine, the
+        host a container endpoint runs on for an endpoint's name."""
+        return canonical_host(self.config, action.host)
 
     def refuse(self, prepared: Prepared, reason: str) -> Refused:
         """Close a prepared action as refused by the caller (e.g. the CLI without a TTY);
@@ -132,9 +149,13 @@ class Runner:
             return Refused(f"{reason} (and the refusal could not be audited: {exc})")
         return Refused(reason, rec.seq)
 
-    def _policy(self, action: Action) -> str | None:
+    def _policy(
+        self, action: Action, identity: Identity | None = None, *, dry_run: bool = False
+    ) -> str | None:
+        """The first reason not to act. A dry run only plans, which changes nothing: read-only
+        mode and a pending intent do not refuse it."""
         try:
-            return policy.check(
+            reason = policy.check(
                 action,
                 config=self.config,
                 read_only=self.read_only,
@@ -142,30 +163,67 @@ class Runner:
                 audit=self.audit,
                 now=self.lab.clock(),
                 host=self.host_of(action),
+                identity=identity,
+                plan_only=dry_run,
             )
+            if reason or identity is None or dry_run:
+                return reason
+            blocking = self.blocking_intent(identity)
         except OSError as exc:
-            return f"audit log {self.audit.path} unreadable, refusing to act: {exc.strerror}"
+            return (
+                f"audit log {self.audit.path} unreadable, refusing to act: {exc.strerror} "
+                "(console.audit_log)"
+            )
+        return None if blocking is None else interrupted_reason(action, blocking)
+
+    def blocking_intent(self, identity: Identity) -> AuditRecord | None:
+        """The first pending intent (its process died mid-action) on anything this identity
+        covers — the same container, interface, repository, or an overlapping path."""
+        for rec in self.pending():
+            theirs = policy.record_keys(rec)
+            if any(keys_overlap(a, b) for a in theirs for b in identity.all_keys):
+                return rec
+        return None
+
+    def _with_timeout(self, plan: Plan) -> Plan:
+        """The timeout the config gives this family (actions.timeouts), else its own default."""
+        seconds, source = policy.timeout_for(self.config, plan.family, plan.timeout)
+        if plan.timeout is None and plan.family not in self.config.actions.timeouts:
+            return dataclasses.replace(plan, timeout_from=source)  # actions.timeout, as before
+        return dataclasses.replace(plan, timeout=seconds, timeout_from=source)
 
     # -- the steps ----------------------------------------------------------------------------
 
-    async def prepare(self, action: Action) -> Prepared:
-        """Policy, then the plan. Raises Refused (audited)."""
-        reason = self._policy(action)
+    async def prepare(self, action: Action, *, dry_run: bool = False) -> Prepared:
+        """Policy, then the plan, then policy again on what the plan showed the target to be
+        (its canonical identity). Raises Refused (audited). `dry_run`: the plan will only be
+        shown, so read-only mode and a pending intent do not refuse it (a note says so)."""
+        reason = self._policy(action, dry_run=dry_run)
         if reason:
             raise self._refuse(action, reason)
         try:
-            plan = await action.plan()
+            plan = self._with_timeout(await action.plan())
+            identity = await action.identity(plan)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             raise self._refuse(
                 action, f"could not plan {action.target}: {_describe(exc)}"
             ) from None
+        reason = self._policy(action, identity, dry_run=dry_run)
+        if reason:
+            raise self._refuse(action, reason)
+        if dry_run:
+            with contextlib.suppress(OSError):
+                blocking = self.blocking_intent(identity)
+                if blocking is not None:
+                    note = interrupted_reason(action, blocking) + " — it would be refused"
+                    plan = dataclasses.replace(plan, notes=(*plan.notes, note))
         try:
             rec = self._record("planned", action, plan=plan.to_record())
         except AuditError as exc:
             raise Refused(f"{exc}; refusing to act without an audit record") from None
-        return Prepared(action, plan, rec.seq)
+        return Prepared(action, plan, rec.seq, identity)
 
     def cancel(self, prepared: Prepared, why: str = "cancelled by user") -> None:
         if prepared.seq in self._closed:
@@ -184,26 +242,33 @@ class Runner:
             raise Refused("this plan was already run, refused or cancelled; plan it again")
         if not plan.confirmation.accepts(answer):
             expected = (
-                f"typing {plan.confirmation.expect!r}" if plan.confirmation.expect else "a yes"
+                f"typing {plan.confirmation.expect!r} (hlcon do: --confirm "
+                f"{shlex.quote(plan.confirmation.expect)})"
+                if plan.confirmation.expect
+                else "a yes (hlcon do: --yes)"
             )
             raise self._refuse(
                 action,
                 f"confirmation did not match: {plan.confirmation.prompt} needs {expected}",
                 ref,
             )
-        # Time passed while the user read the plan: maintenance may have begun, or another
-        # console may have used up the rate limit.
-        reason = self._policy(action)
+        # Time passed while the user read the plan: maintenance may have begun, another
+        # console may have used up the rate limit, or died mid-action on the same target.
+        identity = prepared.identity or Identity((str(action.target),), (self.host_of(action),))
+        reason = self._policy(action, identity)
         if reason:
             raise self._refuse(action, reason, ref)
-        locks = TargetLocks(self.state_dir, action.lock_keys)
+        locks = TargetLocks(self.state_dir, identity.keys, identity.shared)
         try:
             locks.acquire()
         except LockHeld as exc:
             raise self._refuse(action, str(exc), ref) from None
         except OSError as exc:
             raise self._refuse(
-                action, f"cannot take a lock in {self.state_dir / 'locks'}: {exc.strerror}", ref
+                action,
+                f"cannot take a lock in {self.state_dir / 'locks'}: {exc.strerror} "
+                "(console.state_dir)",
+                ref,
             ) from None
         try:
             self._closed.add(ref)
@@ -212,7 +277,11 @@ class Runner:
                     "intent",
                     action,
                     ref=ref,
-                    result={"pid": os.getpid(), "locks": list(locks.keys)},
+                    result={
+                        "pid": os.getpid(),
+                        "locks": list(identity.all_keys),  # exclusive ones first
+                        "identity": list(identity.all_keys),
+                    },
                     sync=True,
                 )
             except AuditError as exc:
@@ -376,9 +445,9 @@ class Runner:
                 intents[rec.ref] = rec
             elif rec.phase in ("outcome", "rollback"):
                 intents.pop(rec.ref, None)
-        return [r for r in sorted(intents.values(), key=lambda r: r.seq) if not self._running(r)]
+        return [r for r in sorted(intents.values(), key=lambda r: r.seq) if not self._alive(r)]
 
-    def _running(self, intent: AuditRecord) -> bool:
+    def _alive(self, intent: AuditRecord) -> bool:
         info = intent.result or {}
         pid = info.get("pid")
         keys = info.get("locks") or ([intent.target] if intent.target else [])
@@ -414,6 +483,34 @@ class Runner:
                     reason=note or "acknowledged: the process running it died mid-action",
                 )
         raise ValueError(f"seq {seq} is not a pending intent (see `hlcon audit pending`)")
+
+
+CHECK_FIRST: dict[str, str] = {
+    "container": "whether the container runs (`hlcon status`, the containers pane): the engine "
+    "may have stopped it and not started it again",
+    "containers": "whether each container runs (`hlcon status`, the containers pane)",
+    "service": "the unit's state (`systemctl status UNIT` on its host)",
+    "vpn": "the interface's peers (`wg show`) against its peers_file: a half-done change may be "
+    "live and not saved, or saved and not live",
+    "backup.restore": "the partly restored files in the target, and stale restic locks "
+    "(`hlcon do unlock repo:NAME`)",
+    "backup": "stale restic locks on the repository (`hlcon do unlock repo:NAME`)",
+    "cert": "the certificate served and the renew tool's files",
+}
+
+
+def interrupted_reason(action: Action, intent: AuditRecord) -> str:
+    """Why a target with a pending intent refuses: what died, what to check, how to close it."""
+    family = intent.action or "an action"
+    check = CHECK_FIRST.get(family) or CHECK_FIRST.get(family.split(".", 1)[0], "its state")
+    pid = (intent.result or {}).get("pid")
+    died = f" (pid {pid} died mid-action)" if isinstance(pid, int) else ""
+    same = "" if intent.target == str(action.target) else f" — the same target as {action.target}"
+    return (
+        f"{family} on {intent.target} never finished: its intent (seq {intent.seq}, "
+        f"{intent.time}) has no outcome{died}{same}. Check first {check}; then "
+        f"`hlcon audit ack {intent.seq}` closes it (the audit pane offers the same)"
+    )
 
 
 def _cancel_reason(exc: asyncio.CancelledError) -> str | None:

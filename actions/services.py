@@ -17,11 +17,13 @@ from actions.base import (
     ActionFailed,
     BlastRadius,
     Confirmation,
+    Identity,
     Outcome,
     Plan,
     Progress,
     Step,
 )
+from actions.maintenance import canonical_host
 from actions.registry import register
 from lab.execute import Executor
 from lab.hosts import unit_name
@@ -52,6 +54,11 @@ class ServiceAction(Action):
     @property
     def unit(self) -> str:
         return unit_name(self.target.name)
+
+    async def identity(self, plan: Plan) -> Identity:
+        # nginx and nginx.service, @local and @<this machine's name>: one unit on one host
+        host = canonical_host(self.lab.config, self.host)
+        return Identity((f"service:{self.unit}@{host}",), (host,))
 
     def _configured(self) -> tuple[tuple[str, ...], str]:
         """(the host's services, where they are configured) — for the allow-list."""

@@ -109,6 +109,14 @@ class ActionsConfig:
     timeout: float = duration("Default execute timeout of an action.", 120.0)
     rate_limit: int = doc("Actions allowed per target within rate_window.", default=5)
     rate_window: float = duration("The rate-limit window.", 600.0)
+    timeouts: dict[str, float] = field(
+        default_factory=dict,
+        metadata={
+            "doc": 'Execute timeout per action family ("backup.restore" = "6h"); a family not '
+            "listed keeps its default (restore and backup-now 6h, check 3h, others timeout).",
+            "durations": True,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -885,6 +893,8 @@ class _Checker:
         if origin is tuple:
             return self.array(typing.get_args(tp)[0], raw, path)
         if origin is dict:
+            if f is not None and f.metadata.get("durations"):  # a table of durations
+                return self.table(float, raw, path, durations=True)
             return self.table(typing.get_args(tp)[1], raw, path)
         ok = (
             (tp is bool and isinstance(raw, bool))
@@ -966,11 +976,16 @@ class _Checker:
             return _INVALID
         return tuple(out)
 
-    def table(self, element: Any, raw: object, path: str) -> Any:
+    def table(self, element: Any, raw: object, path: str, durations: bool = False) -> Any:
         if not isinstance(raw, dict):
             self.add(path, f"expected a table (KEY = VALUE pairs), got {_describe(raw)}")
             return _INVALID
-        out = {key: self.value(element, item, _join(path, key), None) for key, item in raw.items()}
+        if durations:
+            out = {key: self.duration(item, _join(path, key)) for key, item in raw.items()}
+        else:
+            out = {
+                key: self.value(element, item, _join(path, key), None) for key, item in raw.items()
+            }
         if any(item is _INVALID for item in out.values()):
             return _INVALID
         return out

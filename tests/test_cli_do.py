@@ -99,7 +99,7 @@ def env(tmp_path: Path) -> Env:
 def test_without_tty_and_without_yes_refuses(env: Env) -> None:
     r = env.run(*env.write("a.txt"))
     assert r.returncode == 2
-    assert "stdin is not a terminal" in r.stderr and "pass --yes" in r.stderr
+    assert "stdin is not a terminal" in r.stderr and "add --yes to confirm" in r.stderr
     assert "Write 6 bytes to" in r.stdout  # the plan is still shown
     assert not (env.files / "a.txt").exists()
     assert env.phases() == ["planned", "refused"]
@@ -150,7 +150,7 @@ def test_tty_typed_confirmation(env: Env) -> None:
 
 def test_failure_exits_1_and_says_it_rolled_back(env: Env) -> None:
     (env.files / "f.txt").write_text("before\n")
-    r = env.run(*env.write("f.txt", "--param", "fail=execute", "--yes"))
+    r = env.run(*env.write("f.txt", "--param", "fail=execute", "--confirm", "f.txt"))
     assert r.returncode == 1
     assert "failed: execute failed: the disk said no" in r.stderr
     assert f"rolled back: restored {env.files / 'f.txt'}" in r.stderr
@@ -196,6 +196,39 @@ def test_read_only_flag_and_config(env: Env) -> None:
     assert r.returncode == 2
     assert f"console.read_only = true in {env.config}" in r.stderr
     assert not (env.files / "h.txt").exists()
+
+
+def test_read_only_still_shows_a_plan(env: Env) -> None:
+    """A dry run changes nothing, so read-only mode (flag or config) allows it."""
+    r = env.run("--read-only", *env.write("h2.txt", "--dry-run"))
+    assert r.returncode == 0, r.stderr
+    assert "dry run: nothing was changed" in r.stdout
+    env.write_config("read_only = true\n")
+    r = env.run(*env.write("h2.txt", "--dry-run"))
+    assert r.returncode == 0, r.stderr
+    assert env.phases() == ["planned", "planned"]
+    assert env.run(*env.write("h2.txt", "--yes")).returncode == 2
+    assert not (env.files / "h2.txt").exists()
+
+
+def test_yes_never_answers_a_typed_confirmation(env: Env) -> None:
+    (env.files / "y.txt").write_text("precious\n")
+    r = env.run(*env.write("y.txt", "--yes"))
+    assert r.returncode == 2
+    assert "--yes answers Enter-level confirmations only" in r.stderr
+    assert "add --confirm y.txt" in r.stderr
+    r = env.run(*env.write("y.txt", "--confirm", "nope"))
+    assert r.returncode == 2 and "--confirm nope does not match" in r.stderr
+    assert "add --confirm y.txt" in r.stderr
+    r = env.run(*env.write("y.txt"))  # no TTY, no flag: the flag this one needs
+    assert r.returncode == 2 and "add --confirm y.txt to confirm non-interactively" in r.stderr
+    assert (env.files / "y.txt").read_text() == "precious\n"
+    assert env.phases() == ["planned", "refused"] * 3
+    r = env.run(*env.write("y.txt", "--confirm", "y.txt"))
+    assert r.returncode == 0, r.stderr
+    assert (env.files / "y.txt").read_text() == "hello\n"
+    # an Enter-level one still takes --yes
+    assert env.run(*env.write("new.txt", "--yes")).returncode == 0
 
 
 def test_shell_metacharacters_stay_literal(env: Env) -> None:
@@ -247,7 +280,11 @@ def test_kill_9_mid_action_leaves_a_pending_intent(env: Env) -> None:
     (env.files / KILLED).write_text("untouched\n")
     marker = env.tmp / "started"
     proc = subprocess.Popen(
-        env.argv(*env.write(KILLED, "--param", "sleep=60", "--param", f"marker={marker}", "--yes")),
+        env.argv(
+            *env.write(
+                KILLED, "--param", "sleep=60", "--param", f"marker={marker}", "--confirm", KILLED
+            )
+        ),
         cwd=REPO,
         env=env.env(),
         stdin=subprocess.DEVNULL,
@@ -270,8 +307,14 @@ def test_kill_9_mid_action_leaves_a_pending_intent(env: Env) -> None:
     r = env.run("audit", "pending")
     assert r.returncode == 1
     assert f"file:{KILLED}@local" in r.stdout and "never finished" in r.stdout
-    # the lock died with the process: the target is free again
-    assert env.run(*env.write(KILLED, "--dry-run")).returncode == 0
+    # the lock died with the process, but the target stays blocked until a human has looked:
+    # every run is refused with the command that closes it; a plan (changes nothing) is shown
+    blocked = env.run(*env.write(KILLED, "--confirm", KILLED))
+    assert blocked.returncode == 2
+    assert f"`hlcon audit ack {seq}` closes it" in blocked.stderr
+    assert "never finished" in blocked.stderr and "Check first" in blocked.stderr
+    dry = env.run(*env.write(KILLED, "--dry-run"))
+    assert dry.returncode == 0 and f"hlcon audit ack {seq}" in dry.stdout
 
     r = env.run("audit", "ack", str(seq), "--note", "checked: file untouched")
     assert r.returncode == 0, r.stderr
@@ -280,6 +323,7 @@ def test_kill_9_mid_action_leaves_a_pending_intent(env: Env) -> None:
     assert env.run("audit", "ack", str(seq)).returncode == 2
     assert (env.files / KILLED).read_text() == "untouched\n"
     assert env.run("audit", "verify").returncode == 0
+    assert env.run(*env.write(KILLED, "--confirm", KILLED)).returncode == 0  # unblocked
 
 
 def _wait_for_text(proc: subprocess.Popen[bytes], text: str) -> str:
@@ -324,7 +368,9 @@ def test_ctrl_c_mid_action_rolls_back_and_exits_130(env: Env) -> None:
     marker = env.tmp / "started"
     proc = subprocess.Popen(
         env.argv(
-            *env.write("q.txt", "--param", "sleep=60", "--param", f"marker={marker}", "--yes")
+            *env.write(
+                "q.txt", "--param", "sleep=60", "--param", f"marker={marker}", "--confirm", "q.txt"
+            )
         ),
         cwd=REPO,
         env=env.env(),

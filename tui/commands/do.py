@@ -1,9 +1,12 @@
 """`hlcon do VERB TARGET`: the headless twin of an action key.
 
-Plans, shows the plan, asks (or takes --yes), runs through the runner. Exit codes: 0 done and
-verified, 1 failed (the message says whether it was rolled back), 2 refused or bad usage,
-130 cancelled (Ctrl-C; SIGTERM and SIGHUP end a run the same way,
-audited, exit 143 and 129).
+Plans, shows the plan, asks (or takes --yes / --confirm), runs through the runner. `--yes`
+answers an Enter-level confirmation only; a typed one (a stop, a removal, an overwrite or
+in-place restore, a bulk action) is answered only by naming what it destroys: `--confirm NAME`
+(the count for a bulk action) — so one generic flag in a script never wipes data. Exit codes: 0
+done and verified, 1 failed (the message says whether it was rolled back), 2 refused or bad
+usage, 130 cancelled (Ctrl-C; SIGTERM and SIGHUP end a run the same way, audited, exit 143 and
+129).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import shlex
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from actions import registry
-from actions.base import Plan
+from actions.base import Confirmation, Plan
+from actions.policy import human_duration
 from actions.runner import Refused, Runner
 from lab.config import Config
 from lab.wiring import Lab
@@ -61,7 +66,18 @@ def register(sub: Any) -> None:
     p.add_argument("verb", help="restart, start, stop, restore, peer-add, renew …")
     p.add_argument("target", help="KIND:NAME[@WHERE], e.g. container:web@local")
     p.add_argument("--dry-run", action="store_true", help="show the plan and stop")
-    p.add_argument("--yes", "-y", action="store_true", help="answer the confirmation")
+    p.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="answer an Enter-level confirmation (a restart, a start …); never a typed one",
+    )
+    p.add_argument(
+        "--confirm",
+        metavar="NAME",
+        help="answer a typed confirmation by naming what it destroys (the count for a bulk "
+        "action); the plan says what to type",
+    )
     p.add_argument("--name", help="a name (peer add …)")
     p.add_argument("--snapshot", help="a snapshot id (restore)")
     p.add_argument(
@@ -105,6 +121,10 @@ def render_plan(plan: Plan) -> str:
     )
     if plan.cost:
         lines.append(f"  cost:         {plan.cost}")
+    if plan.timeout is not None:
+        lines.append(
+            f"  timeout:      times out after {human_duration(plan.timeout)} ({plan.timeout_from})"
+        )
     lines.append("  steps:")
     for i, step in enumerate(plan.steps, 1):
         lines.append(f"    {i}. {step.description}  (on {step.host})")
@@ -157,6 +177,39 @@ async def _ask_async(prompt: str) -> str | None:
     return await answer
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    reason: str
+
+
+def _flag_for(confirmation: Confirmation) -> str:
+    """The exact flag that answers this confirmation."""
+    if confirmation.expect is None:
+        return "--yes"
+    return f"--confirm {shlex.quote(confirmation.expect)}"
+
+
+def _given_answer(args: argparse.Namespace, confirmation: Confirmation) -> str | _Refusal | None:
+    """The answer the flags give: a string, a refusal (a flag that does not answer this
+    confirmation), or None (no flag: ask on the terminal)."""
+    confirm: str | None = args.confirm
+    if confirmation.expect is None:
+        return "y" if args.yes or confirm is not None else None
+    if confirm is None:
+        if not args.yes:
+            return None
+        return _Refusal(
+            f"--yes answers Enter-level confirmations only; this one ({confirmation.prompt}) is "
+            f"answered by naming what it destroys: add {_flag_for(confirmation)}"
+        )
+    if confirm.strip() != confirmation.expect:
+        return _Refusal(
+            f"--confirm {shlex.quote(confirm)} does not match: {confirmation.prompt} — add "
+            f"{_flag_for(confirmation)}"
+        )
+    return confirm.strip()
+
+
 def run_do(args: argparse.Namespace) -> int:
     config = config_or_exit(args, "do")
     if isinstance(config, int):
@@ -198,7 +251,7 @@ async def _do_in(args: argparse.Namespace, lab: Lab) -> int:
         return EXIT_REFUSED
     runner = Runner(lab, read_only=args.read_only or None)
     try:
-        prepared = await runner.prepare(action)
+        prepared = await runner.prepare(action, dry_run=args.dry_run)
     except Refused as exc:
         print(f"refused: {exc}", file=err)
         return EXIT_REFUSED
@@ -209,11 +262,18 @@ async def _do_in(args: argparse.Namespace, lab: Lab) -> int:
         return EXIT_OK
     confirmation = plan.confirmation
     answer: str | None
-    if args.yes:
-        answer = confirmation.expect if confirmation.expect is not None else "y"
+    given = _given_answer(args, confirmation)
+    if isinstance(given, _Refusal):
+        print(f"refused: {runner.refuse(prepared, given.reason)}", file=err)
+        return EXIT_REFUSED
+    if given is not None:
+        answer = given
     elif not sys.stdin.isatty():
-        refusal = runner.refuse(prepared, "stdin is not a terminal and --yes was not given")
-        print(f"refused: {refusal} (pass --yes to confirm non-interactively)", file=err)
+        flag = _flag_for(confirmation)
+        refusal = runner.refuse(
+            prepared, f"stdin is not a terminal and {flag.split()[0]} was not given"
+        )
+        print(f"refused: {refusal} (add {flag} to confirm non-interactively)", file=err)
         return EXIT_REFUSED
     else:
         typed = confirmation.expect is not None

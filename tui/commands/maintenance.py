@@ -1,4 +1,10 @@
-"""`hlcon maintenance on|off|list [HOST]`: hosts where every action is refused."""
+"""`hlcon maintenance on|off|list [HOST]`: hosts where every action is refused.
+
+Maintenance is per host and covers everything on it: every container endpoint, interface,
+repository and unit. HOST is "local" (or this machine's name), a [[hosts]] name, or a
+[[containers]] endpoint's name — which means the host that endpoint runs on (said so when it is
+turned on or off); an endpoint on a machine hlcon has no host for is a host of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import sys
 from typing import Any
 
 from actions.audit import AuditError, Who, audit_log_for
-from actions.maintenance import Maintenance, MaintenanceError
+from actions.maintenance import Maintenance, MaintenanceError, resolve_host
 from actions.policy import state_dir
 from lab.config import Config
 from tui.commands.do import config_or_exit
@@ -21,12 +27,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_maintenance)
 
 
-def _canonical(config: Config, host: str) -> str | None:
-    if host in ("local", config.local.name):
-        return "local"
-    if any(h.name == host for h in config.hosts):
-        return host
-    return None
+def _canonical(config: Config, host: str) -> tuple[str, str] | None:
+    return resolve_host(config, host)
 
 
 def run_maintenance(args: argparse.Namespace) -> int:
@@ -47,15 +49,20 @@ def run_maintenance(args: argparse.Namespace) -> int:
         if not args.host:
             print(f"hlcon maintenance {args.mode}: which host?", file=sys.stderr)
             return 2
-        host = _canonical(config, args.host)
-        if host is None:
-            known = ", ".join(["local", *(h.name for h in config.hosts)])
+        resolved = _canonical(config, args.host)
+        if resolved is None:
+            known = ", ".join(
+                ["local", *(h.name for h in config.hosts), *(c.name for c in config.containers)]
+            )
             print(
                 f"hlcon maintenance: no host named {args.host!r} in {config.source}; "
                 f"known: {known}",
                 file=sys.stderr,
             )
             return 2
+        host, why = resolved
+        if why:
+            print(why)
         on = args.mode == "on"
         changed = maint.set(
             host, on, who=Who.current(), note=args.note, audit=audit_log_for(config)

@@ -64,6 +64,8 @@ from lab.vpn import (
     read_conf_text,
     read_live,
     read_optional_text,
+    remember_name,
+    remembered_names,
     valid_key,
 )
 
@@ -439,9 +441,14 @@ class WgAction(Action):
             changes=(str(cfg.peers_file),),
         )
 
+    def remembered(self, cfg: VpnConfig) -> dict[str, str]:
+        """Names hlcon keeps for peers no conf names (added with no peers_file, or on NixOS)."""
+        return remembered_names(self.lab.config, cfg)
+
     def find(self, st: _State, who: str) -> tuple[str, ConfPeer | None]:
         """A peer by name or public key → (public key, its conf block)."""
-        names = {v: k for k, v in st.cfg.peer_names.items()}
+        names = {v: k for k, v in self.remembered(st.cfg).items()}
+        names.update({v: k for k, v in st.cfg.peer_names.items()})
         conf_peer = None
         if st.conf is not None:
             conf_peer = st.conf.by_name(who) or st.conf.by_key(who)
@@ -490,6 +497,16 @@ class WgAction(Action):
             progress(0.6, f"writing {plan.data['conf_path']}")
             await self.persist(
                 executor, str(plan.data["conf_path"]), str(plan.data["new_conf"]), True
+            )
+        remember = plan.data.get("remember")
+        if isinstance(remember, dict):
+            new_name = remember.get("name")
+            await asyncio.to_thread(
+                remember_name,
+                self.lab.config,
+                cfg,
+                str(remember["key"]),
+                str(new_name) if new_name is not None else None,
             )
         progress(1.0, "done")
         return Outcome(True, plan.summary, self.outcome_details(plan))
@@ -541,6 +558,18 @@ class WgAction(Action):
                 else:
                     await self.persist(executor, str(bak), str(old_backup), False)
                     undone.append(f"{bak} restored")
+        remember = plan.data.get("remember")
+        if isinstance(remember, dict):
+            before = remember.get("before")
+            if self.remembered(cfg).get(key) != before:
+                await asyncio.to_thread(
+                    remember_name,
+                    self.lab.config,
+                    cfg,
+                    key,
+                    str(before) if before is not None else None,
+                )
+                undone.append("the peer's name put back" if before else "the peer's name forgotten")
         return Outcome(True, "; ".join(undone) or "nothing to undo", {"peer": key})
 
 
@@ -669,6 +698,8 @@ class PeerAdd(WgAction):
             )
         else:
             notes.append("no peers_file configured: the peer is live only and goes at restart")
+        if data["conf_path"] is None:  # no `# name` comment will hold the name: hlcon does
+            data["remember"] = {"key": public, "name": name, "before": None}
         steps.append(Step(f"verify {name} appears in `wg show {cfg.interface}`", cfg.host))
         return Plan(
             family=self.family,
@@ -767,7 +798,8 @@ class PeerRemove(_ExistingPeer):
         key, cp = self.find(st, self.peer)
         live_now = any(p.public_key == key for p in st.live.peers)
         psk = await self.live_psk(st, key) if live_now else None
-        label = cp.name if cp and cp.name else self.peer
+        kept = self.remembered(st.cfg).get(key)
+        label = cp.name if cp and cp.name else (kept or self.peer)
         rm = ["wg", "set", st.cfg.interface, "peer", key, "remove"]
         steps = [Step(f"remove peer {label} from {st.cfg.interface} live", st.cfg.host, tuple(rm))]
         data: dict[str, JSON] = {
@@ -779,6 +811,8 @@ class PeerRemove(_ExistingPeer):
             "live_after": False,
             "conf_path": None,
         }
+        if kept is not None:
+            data["remember"] = {"key": key, "name": None, "before": kept}
         diff = None
         if cp is not None and st.conf is not None and st.conf_text is not None:
             new = remove_block(st.conf, cp)

@@ -23,9 +23,12 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import fcntl
 import ipaddress
 import json
+import os
 import re
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lab.config import VpnConfig
+from lab.config import Config, VpnConfig, state_dir
 from lab.execute import LocalExecutor
 from lab.model import WgInterface, WgPeer
 from lab.poller import ReadError
@@ -540,6 +543,7 @@ def build_interface(
     mtu: int | None = None,
     conf: WgQuickConf | None = None,
     previous: WgInterface | None = None,
+    remembered: Mapping[str, str] | None = None,
 ) -> WgInterface:
     """Names, ages, rates (against `previous`) and online/stale (cfg.stale_after)."""
     conf_peers = {p.public_key: p for p in conf.peers} if conf else {}
@@ -560,7 +564,7 @@ def build_interface(
         peers.append(
             WgPeer(
                 public_key=rp.public_key,
-                name=_peer_name(rp.public_key, cfg, cp),
+                name=_peer_name(rp.public_key, cfg, cp, remembered),
                 endpoint=rp.endpoint,
                 allowed_ips=rp.allowed_ips,
                 latest_handshake=handshake,
@@ -605,12 +609,85 @@ def build_interface(
     )
 
 
-def _peer_name(key: str, cfg: VpnConfig, cp: ConfPeer | None) -> str:
+def _peer_name(
+    key: str, cfg: VpnConfig, cp: ConfPeer | None, remembered: Mapping[str, str] | None = None
+) -> str:
     if key in cfg.peer_names:
         return cfg.peer_names[key]
     if cp is not None and cp.name:
         return cp.name
+    if remembered and key in remembered:
+        return remembered[key]
     return key[:8] + "…"
+
+
+# ---------------------------------------------------------------- names hlcon remembers
+
+# A peer added where no conf holds its `# name` (no peers_file, a NixOS host) keeps the name it
+# was given here: {"IFACE@HOST": {public key: name}}, in hlcon's state directory.
+NAMES_FILE = "vpn-peer-names.json"
+MAX_NAMES_BYTES = 1 << 20
+
+
+def names_path(config: Config) -> Path:
+    return state_dir(config) / NAMES_FILE
+
+
+def _load_names(path: Path) -> dict[str, dict[str, str]]:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_NAMES_BYTES + 1)
+    except FileNotFoundError:
+        return {}
+    if len(raw) > MAX_NAMES_BYTES:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(t): {str(k): str(v) for k, v in names.items() if isinstance(v, str)}
+        for t, names in data.items()
+        if isinstance(names, dict)
+    }
+
+
+def remembered_names(config: Config, cfg: VpnConfig) -> dict[str, str]:
+    """The names hlcon gave this interface's peers (empty if none, or the file is unreadable:
+    names are a nicety, the peers are what matter)."""
+    try:
+        return _load_names(names_path(config)).get(target_name(cfg), {})
+    except OSError:
+        return {}
+
+
+def remember_name(config: Config, cfg: VpnConfig, key: str, name: str | None) -> None:
+    """Set (or, with None, forget) the name of a peer; atomic, serialised by a lock file."""
+    path = names_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(NAMES_FILE + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _load_names(path)
+        names = data.setdefault(target_name(cfg), {})
+        if name is None:
+            names.pop(key, None)
+        else:
+            names[key] = name
+        if not names:
+            data.pop(target_name(cfg), None)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vpn-peer-names.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 # ---------------------------------------------------------------- I/O
@@ -800,6 +877,26 @@ async def read_live(lab: Lab, cfg: VpnConfig) -> tuple[RawInterface | None, str]
     return await wg_dump(lab.executor(cfg.host), cfg.interface), "wg"
 
 
+class _NamesCache:
+    """remembered_names, read again only when the file changed (a stat per poll)."""
+
+    def __init__(self, config: Config, cfg: VpnConfig) -> None:
+        self.config, self.cfg = config, cfg
+        self._seen: tuple[int, int] | None = None
+        self._names: dict[str, str] = {}
+
+    def get(self) -> dict[str, str]:
+        try:
+            st = names_path(self.config).stat()
+        except OSError:
+            self._seen, self._names = None, {}
+            return {}
+        seen = (st.st_mtime_ns, st.st_size)
+        if seen != self._seen:
+            self._seen, self._names = seen, remembered_names(self.config, self.cfg)
+        return self._names
+
+
 class VpnReader:
     """One WireGuard interface on one host."""
 
@@ -808,6 +905,7 @@ class VpnReader:
         self.cfg = cfg
         self._previous: WgInterface | None = None
         self._links = LinkReader(cfg.netns)
+        self._names = _NamesCache(lab.config, cfg)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -861,6 +959,7 @@ class VpnReader:
             mtu=mtu,
             conf=conf,
             previous=self._previous,
+            remembered=await asyncio.to_thread(self._names.get),
         )
         self._previous = reading
         return reading

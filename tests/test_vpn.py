@@ -506,3 +506,26 @@ async def test_an_interface_without_address_keeps_the_first_host(
     runner.cancel(prepared)
     assert prepared.plan.data["address"] != "10.77.0.1/32"
     assert any("10.77.0.1 is kept as the server's" in n for n in prepared.plan.notes)
+
+
+async def test_a_live_only_peer_is_shown_by_its_name(wg_testbed: WgTestbed, tmp_path: Path) -> None:
+    """No peers_file (or a NixOS host): the name given at peer add has no `# name` comment to
+    live in; hlcon remembers it in its state directory, and forgets it when the peer goes."""
+    lab = Lab(wg_testbed.config(tmp_path / "state", peers_file=None))
+    runner = Runner(lab)
+    t = target(wg_testbed)
+    added = await runner.run(
+        await runner.prepare(PeerAdd.create(t, lab, {"name": "live-only"})), ""
+    )
+    assert added.ok, added.outcome.message
+    key = str(added.outcome.details["peer"])
+    try:
+        assert {p.public_key: p.name for p in (await read(lab)).peers}[key] == "live-only"
+        remove = await runner.prepare(PeerRemove.create(t, lab, {"peer": key}))
+        assert remove.plan.confirmation.expect == "live-only"
+        assert (await runner.run(remove, "live-only")).ok
+        assert key not in {k for k, _ in live_peers(wg_testbed)}
+        sh("wg", "set", wg_testbed.iface, "peer", key, "allowed-ips", "10.77.0.240/32")
+        assert {p.public_key: p.name for p in (await read(lab)).peers}[key] == key[:8] + "…"
+    finally:
+        sh("wg", "set", wg_testbed.iface, "peer", key, "remove")

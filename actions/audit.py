@@ -425,6 +425,9 @@ class AuditLog:
         secrets = self._secret_values()
         with self._tlock:
             created = not self.path.exists()
+            if created and (self.key_path.exists() or self.head_path.exists()):
+                # Refused before the open, which would leave an empty log behind.
+                raise AuditError(self._gone(self._read_head(), "is missing"))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -501,11 +504,12 @@ class AuditLog:
                 os.close(fd)  # releases the flock
         return AuditRecord.from_json(body)
 
-    def _gone(self, head: Head | None, how: str) -> str:
+    def _gone(self, head: Head | None, how: str, appending: bool = True) -> str:
         witness = self.key_path.name if head is None else f"{self.head_path.name} (seq {head.seq})"
+        check = "run `hlcon audit verify`; " if appending else ""
         return (
             f"audit log {self.path} {how} but {witness} shows records were written to it: "
-            f"run `hlcon audit verify`; to start a new log, move {self.path.name}, "
+            f"{check}to start a new log, move {self.path.name}, "
             f"{self.head_path.name} and {self.key_path.name} aside together"
         )
 
@@ -853,7 +857,7 @@ class AuditLog:
         if count == 0:
             if key is not None or head is not None:
                 how = "is missing" if not self.path.exists() else "is empty"
-                return VerifyResult(False, 0, None, self._gone(head, how))
+                return VerifyResult(False, 0, None, self._gone(head, how, appending=False))
         else:
             assert last is not None
             problem = _end_problem(head, key, last_seq, last, self.head_path.name)

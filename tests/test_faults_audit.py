@@ -232,8 +232,10 @@ def test_both_files_deleted_is_caught(env: Env) -> None:
     _verify_fails(env, "missing", "audit.jsonl.key")
     # and no new action quietly starts a fresh chain over the evidence
     r = env.run(*env.write("t3", "--yes"))
-    assert r.returncode == 2 and "audit.jsonl" in r.stderr, r.stderr
+    assert r.returncode == 2 and f"audit log {env.audit} is missing" in r.stderr, r.stderr
     assert not (env.files / "t3").exists()
+    assert not env.audit.exists()  # the refusal left no empty log behind
+    _verify_fails(env, "missing", "audit.jsonl.key")
 
 
 def test_a_rewritten_chain_without_the_key_is_caught(env: Env) -> None:

@@ -115,12 +115,14 @@ def run_verify(args: argparse.Namespace) -> int:
     if result.ok:
         print(f"{log.path}: {result.reason}")
         return 0
-    where = f"line {result.first_bad_line}" if result.first_bad_line else "the log"
-    print(
-        f"{log.path}: {where} is bad: {result.reason} "
-        f"({result.records} records before it verified)",
-        file=sys.stderr,
-    )
+    if result.first_bad_line:
+        print(
+            f"{log.path}: line {result.first_bad_line} is bad: {result.reason} "
+            f"({result.records} records before it verified)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"{log.path}: the log is bad: {result.reason}", file=sys.stderr)
     return 1
 
 

@@ -464,3 +464,62 @@ password = "env:HLCON_TEST_RESTIC_PW"
     assert "interrupted" in text
     alive = wait_gone(seen)
     assert not alive, f"left running after hlcon status ended: {alive}"
+
+
+# ---------------------------------------------------------------- the console on SIGTERM / SIGHUP
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+async def test_console_on_a_signal_ends_the_running_action_like_ctrl_c(
+    sig: signal.Signals, tmp_path: Path
+) -> None:
+    """A dropped SSH session (SIGHUP) or `kill` (SIGTERM) while the console runs an action: the
+    action is cancelled, its outcome and rollback are audited, then the console exits."""
+    import tests.action_families  # noqa: F401 - registers the test-only `write` family
+    from tests.tui.fixtures import make_context
+    from tests.tui.waiting import wait_for
+    from tui.app import HlconApp
+    from tui.screens.confirm import ConfirmModal
+
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "xfile").write_text("before\n")
+    marker = tmp_path / "started"
+    config = Config(console=ConsoleConfig(state_dir=tmp_path / "state"))
+    lab = Lab(config)
+    runner = Runner(lab)
+    params = {"dir": str(files), "text": "after\n", "sleep": "30", "marker": str(marker)}
+    action = build("write", "file:xfile@local", lab, params)
+    # Without the console's own handler the signal lands here (recorded) instead of ending
+    # pytest the way it would end hlcon.
+    unhandled: list[int] = []
+    before = {s: signal.signal(s, lambda n, f: unhandled.append(n)) for s in (sig,)}
+    app = HlconApp(make_context(config=config, runner=runner, lab=lab))
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.launch(action)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
+            modal = app.screen
+            assert isinstance(modal, ConfirmModal) and modal.expect == "xfile"
+            await pilot.pause()
+            await pilot.press(*"xfile", "enter")
+            await wait_for(
+                pilot, marker.exists, "the action to start", 20,
+                lambda: (app.screen, [n.message for n in app._notifications], [r.phase for r in runner.audit.records()]),
+            )
+            os.kill(os.getpid(), sig)
+            phases = lambda: [r.phase for r in runner.audit.records()]  # noqa: E731
+            await wait_for(pilot, lambda: "rollback" in phases(), "rollback", 20, phases)
+            await wait_for(pilot, lambda: app.return_code is not None, "exit", 20)
+    finally:
+        for s, old in before.items():
+            signal.signal(s, old)
+        await lab.close()
+    assert unhandled == []
+    records = list(runner.audit.records())
+    assert [r.phase for r in records] == ["planned", "intent", "outcome", "rollback"]
+    outcome = records[2].result or {}
+    assert outcome.get("ok") is False and sig.name in str(outcome.get("message")), outcome
+    assert (records[3].result or {}).get("status") == "done"
+    assert (files / "xfile").read_text() == "before\n"
+    assert app.return_code == 128 + sig

@@ -11,8 +11,11 @@ rollback); Esc → runner.cancel. Nothing else in the TUI changes the lab.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterable
@@ -31,6 +34,7 @@ from textual.widgets import ContentSwitcher, Footer
 from textual.worker import Worker
 
 from lab.model import Finding, Key
+from tui import interrupt
 from tui.context import ConsoleContext
 from tui.driver import QuietLinuxDriver
 from tui.panes import PANES, Pane, pane_class
@@ -189,6 +193,13 @@ class HlconApp(App[None]):
     # ------------------------------------------------------------ lifecycle
 
     def on_mount(self) -> None:
+        # SIGTERM and SIGHUP (the SSH session dropped) end the console like a quit mid-action
+        # with Ctrl-C in `hlcon do`: running actions audit their outcome and rollback first.
+        self._signals = contextlib.ExitStack()
+        self._signals.enter_context(
+            interrupt.routed(asyncio.get_running_loop(), self._on_terminate_signal)
+        )
+        self._terminating = False
         self._unsubscribe = self.ctx.store.subscribe(self._store_listener)
         self.set_interval(1.0, self._tick)
         if self.ctx.poller is not None:
@@ -209,7 +220,26 @@ class HlconApp(App[None]):
             Path(target).write_text(f"{time.time():.6f}\n")
         self.exit()
 
+    def _on_terminate_signal(self, sig: signal.Signals) -> None:
+        if self._terminating:
+            return  # already ending: the rollbacks are shielded, a second signal waits too
+        self._terminating = True
+        why = interrupt.describe(sig)
+        stop = getattr(self.ctx.runner, "interrupt", None)
+        runs: list[asyncio.Task[Any]] = stop(why) if callable(stop) else []
+        self.notify(f"{why}: ending the running action first" if runs else why, timeout=10)
+        self.run_worker(self._exit_after(runs, 128 + int(sig)), group="terminate")
+
+    async def _exit_after(self, runs: list[asyncio.Task[Any]], code: int) -> None:
+        """Exit once every interrupted run has audited its outcome and rollback."""
+        if runs:
+            await asyncio.wait(runs)
+        self.exit(return_code=code)
+
     async def on_unmount(self) -> None:
+        signals = getattr(self, "_signals", None)
+        if signals is not None:
+            signals.close()  # the handlers from before are back
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.ctx.poller is not None:

@@ -1150,6 +1150,23 @@ def _starttls(value: str) -> str | None:
     return None if value in ("smtp", "imap") else f'expected "smtp" or "imap", got {_quote(value)}'
 
 
+ACTION_FAMILIES = (
+    # every action family (actions.registry; tests/unit/test_policy.py keeps the two in step),
+    # so a misspelt key in [actions.timeouts] is an error instead of a timeout that never applies
+    "backup.check", "backup.now", "backup.restore", "backup.unlock", "cert.renew",
+    "container.restart", "container.start", "container.stop", "containers.restart",
+    "hostkey.trust", "service.restart", "service.start", "service.stop", "vpn.peer-add",
+    "vpn.peer-disable", "vpn.peer-enable", "vpn.peer-remove",
+)  # fmt: skip
+
+
+def _action_families(value: dict[str, float]) -> str | None:
+    unknown = [k for k in value if k not in ACTION_FAMILIES]
+    if not unknown:
+        return None
+    return _did_you_mean(unknown[0], list(ACTION_FAMILIES), "action family")
+
+
 _PERCENT = _in_range(0, 100, "a percentage")
 _FIELD_CHECKS: dict[tuple[type, str], FieldCheck] = {
     (LocalConfig, "name"): _name,
@@ -1186,6 +1203,7 @@ _FIELD_CHECKS: dict[tuple[type, str], FieldCheck] = {
     (HealthConfig, "fail2ban_bans_warn"): _in_range(1),
     (HealthConfig, "restart_loop"): _in_range(1),
     (ActionsConfig, "rate_limit"): _in_range(1),
+    (ActionsConfig, "timeouts"): _action_families,
 }
 
 

@@ -181,3 +181,100 @@ def test_state_paths_follow_console_config(tmp_path: Path) -> None:
     config = Config(console=ConsoleConfig(state_dir=tmp_path, audit_log=tmp_path / "x.jsonl"))
     assert policy.audit_log_path(config) == tmp_path / "x.jsonl"
     assert AuditLog(policy.audit_log_path(config)).path == tmp_path / "x.jsonl"
+
+
+# ---------------------------------------------------------------- identities (issue 12)
+
+
+def test_timeout_families_in_the_config_are_the_registry_s() -> None:
+    from actions import registry
+    from lab.config import ACTION_FAMILIES
+
+    registry.load_families()
+    real = {c.family for c in registry._FAMILIES.values() if not c.__module__.startswith("tests")}
+    assert set(ACTION_FAMILIES) == real
+
+
+def test_paths_overlap_by_ancestry_on_one_host_only() -> None:
+    from actions.base import keys_overlap, path_key
+    from actions.locks import path_ancestors
+
+    a, sub, sibling = (path_key(p, "local") for p in ("/srv/a", "/srv/a/b/c", "/srv/ab"))
+    assert keys_overlap(a, sub) and keys_overlap(sub, a) and keys_overlap(a, a)
+    assert not keys_overlap(a, sibling)  # /srv/ab is not inside /srv/a
+    assert not keys_overlap(a, path_key("/srv/a", "nas"))
+    assert not keys_overlap("container:x", "container:y")
+    assert path_ancestors(path_key("/srv/a@odd/b", "nas")) == (
+        "path:/srv/a@odd@nas",
+        "path:/srv@nas",
+        "path:/@nas",
+    )
+    assert path_ancestors("repo:/srv@local") == ()
+
+
+def test_every_name_of_a_machine_is_one_host() -> None:
+    from actions.maintenance import canonical_host, resolve_host
+    from lab.config import ContainerEndpointConfig, HostConfig
+
+    config = Config(
+        local=LocalConfig(name="admin-box"),
+        hosts=(HostConfig(name="nas", address="nas.lan"),),
+        containers=(
+            ContainerEndpointConfig(name="alias", url="unix:///run/podman/podman.sock"),
+            ContainerEndpointConfig(name="loop", url="tcp://127.0.0.1:2375"),
+            ContainerEndpointConfig(name="nas-docker", url="tcp://nas.lan:2375"),
+            ContainerEndpointConfig(name="elsewhere", url="tcp://10.9.9.9:2375"),
+        ),
+    )
+    hosts = {n: canonical_host(config, n) for n in ("local", "admin-box", "alias", "loop")}
+    assert set(hosts.values()) == {"local"}
+    assert canonical_host(config, "nas-docker") == "nas"
+    assert canonical_host(config, "elsewhere") == "elsewhere"  # a host of its own
+    assert resolve_host(config, "alias") == (
+        "local",
+        "alias is a container endpoint on local; maintenance is per host and covers every "
+        "endpoint on it",
+    )
+    assert resolve_host(config, "nas") == ("nas", "")
+    assert resolve_host(config, "nobody") is None
+
+
+def test_a_bulk_intent_counts_against_each_member(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from actions.base import Identity
+
+    lab = make_lab(tmp_path, rate_limit=2)
+    audit = Runner(lab).audit
+    for _ in range(2):
+        audit.append(
+            "intent",
+            who=Who("a"),
+            action="containers.restart",
+            target="containers:web-*@local",
+            result={"pid": 1, "identity": ["container:e/1", "container:e/2"]},
+        )
+    now = lab.clock() + timedelta(seconds=1)
+    member = Identity(("container:e/2",), ("local",))
+    why = policy.rate_reason(audit, "container:web-2@alias", lab.config, now, member)
+    assert why is not None and why.startswith(
+        "rate limit: 2 actions on container:web-2@alias (container:e/2, however it is spelled)"
+    )
+    other = Identity(("container:e/3",), ("local",))
+    assert policy.rate_reason(audit, "container:web-3", lab.config, now, other) is None
+
+
+def test_timeouts_say_where_they_come_from(tmp_path: Path) -> None:
+    config = Config(
+        source="hlcon.toml",
+        actions=ActionsConfig(timeout=5.0, timeouts={"backup.check": 60.0}),
+    )
+    assert policy.timeout_for(config, "backup.check", 3 * 3600.0) == (
+        60.0,
+        'actions.timeouts."backup.check" in hlcon.toml',
+    )
+    assert policy.timeout_for(config, "backup.restore", None)[0] == 6 * 3600.0
+    assert policy.timeout_for(config, "container.stop", None) == (
+        5.0,
+        'actions.timeout in hlcon.toml; actions.timeouts."container.stop" sets this family\'s own',
+    )

@@ -276,3 +276,50 @@ async def test_qr_code_whole_or_the_size_it_needs(wg_testbed: WgTestbed, tmp_pat
         assert qr.region.right <= 100 and qr.region.bottom <= 40 - 1, (width, height)
         lines = wizard.qr.splitlines()
         assert height >= len(lines) and width >= max(len(ln) for ln in lines)
+
+
+async def test_one_interface_on_two_hosts_sharing_peers(
+    wg_testbed: WgTestbed, sshd_hosts: Any, tmp_path: Path
+) -> None:
+    """Two [[vpn]] entries with one interface name on two hosts — here the same wireguard-go
+    interface read locally and over SSH, so every peer key is shared: two sets of rows (row ids
+    carry the host), not a DuplicateKey crash of the console."""
+    import dataclasses
+
+    from lab.config import HostConfig
+
+    sshd = sshd_hosts.hosts[0]
+    host = HostConfig(
+        name="wgremote",
+        address=sshd.address,
+        port=sshd.port,
+        user="root",
+        identity=sshd_hosts.identity,
+        known_hosts=sshd_hosts.known_hosts,
+    )
+    base = wg_testbed.config(tmp_path / "state")
+    remote = wg_testbed.vpn_config(host="wgremote", netns=None)
+    lab = Lab(dataclasses.replace(base, hosts=(host,), vpn=(*base.vpn, remote)))
+    store = Store()
+    ctx = ConsoleContext(
+        config=lab.config,
+        lab=lab,
+        store=store,
+        poller=Poller(store, vpn.readers(lab)),
+        runner=Runner(lab),
+        clock=lab.clock,
+    )
+    app = HlconApp(ctx, initial_pane=4)
+    laptop = wg_testbed.keys["laptop"][1]
+    want = {f"{wg_testbed.iface}@local/{laptop}", f"{wg_testbed.iface}@wgremote/{laptop}"}
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            pane = app.query_one(VpnPane)
+
+            def ids() -> set[str]:
+                return {r.id for r in pane.filtered_rows()}
+
+            await wait_for(pilot, lambda: want <= ids(), "both hosts' rows", seen=ids)
+            assert app.is_running
+    finally:
+        await lab.close()

@@ -19,6 +19,7 @@ from lab.store import Store
 from lab.wiring import Lab
 from tests.testbed.restic import ResticLab, restic_config
 from tests.tui.fixtures import frozen_now
+from tests.tui.screen_text import screen_lines
 from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.context import ConsoleContext
@@ -321,6 +322,11 @@ async def test_preview_fits_80x24_with_one_unit_and_no_false_warning(
         region = answer.region
         assert region.height > 0 and region.bottom <= 24 - 1, region  # above the footer
         assert app.screen.get_widget_at(region.x + 1, region.y)[0] is answer
+        # The question is whole on screen, and so are how much and what is overwritten.
+        flat = "".join(screen_lines(app)).replace(" ", "")
+        prompt = wiz.prepared.plan.confirmation.prompt
+        assert prompt.replace(" ", "") in flat, (prompt, screen_lines(app))
+        assert "1file," in flat and "nothingexistingisoverwritten" in flat
 
 
 async def test_choices_differ_without_colour(

@@ -97,7 +97,7 @@ class RestoreScreen(Screen[None]):
     RestoreScreen #selection { height: auto; max-height: 4; padding: 0 1; color: $text-muted; }
     RestoreScreen #preview-text, RestoreScreen #summary-text { padding: 0 1; }
     RestoreScreen #preview-scroll { height: 1fr; }
-    RestoreScreen #prompt { padding: 0 1; text-style: bold; height: auto; }
+    RestoreScreen #prompt { padding: 0 1; text-style: bold; height: auto; width: 1fr; }
     RestoreScreen #progress-label { padding: 0 1; }
     """
 
@@ -513,19 +513,13 @@ class RestoreScreen(Screen[None]):
 
 
 def preview_text(plan: Plan) -> Text:
-    """The plan as the wizard's preview shows it: what, how much (in the units of the rest of
-    the console), what is overwritten, the exact command. A warning only when space is short."""
+    """The plan as the wizard's preview shows it: how much (in the units of the rest of the
+    console) and what is overwritten first, then the plan with each step's exact command. A
+    warning only when space is short."""
     data = plan.data
     files, size, free = int(data["files"]), int(data["bytes"]), int(data["free"])
-    # The plan's steps, cost and notes carry sizes in decimal units (for the CLI); the wizard
-    # says them once, in binary units, and shows each step's exact command instead.
-    # Notes it restates below (free space, overwritten files) are left out; any other is kept.
-    notes = tuple(
-        n for n in plan.notes if " free in " not in n and not n.endswith("will be overwritten")
-    )
-    shown = replace(plan, cost="", notes=notes, steps=tuple(_command_step(s) for s in plan.steps))
-    text = plan_text(shown)
-    text.append(f"\n\n{plural(files, 'file')}, {bytes_h(size)} to restore · ")
+    text = Text()
+    text.append(f"{plural(files, 'file')}, {bytes_h(size)} to restore · ", "bold")
     if free and size >= SHORT_OF_SPACE * free:
         text.append(f"⚠ only {bytes_h(free)} free", "bold yellow")
     else:
@@ -538,6 +532,15 @@ def preview_text(plan: Plan) -> Text:
             text.append(f"  {p}\n", "red")
     else:
         text.append("nothing existing is overwritten\n", "green")
+    # The plan's steps, cost and notes carry sizes in decimal units (for the CLI); the wizard
+    # says them once, above, and shows each step's exact command instead. Notes it restates
+    # (free space, overwritten files) are left out; any other is kept.
+    notes = tuple(
+        n for n in plan.notes if " free in " not in n and not n.endswith("will be overwritten")
+    )
+    shown = replace(plan, cost="", notes=notes, steps=tuple(_command_step(s) for s in plan.steps))
+    text.append("\n")
+    text.append_text(plan_text(shown))
     return text
 
 

@@ -154,8 +154,12 @@ def _checks_since(inspect: Mapping[str, Any], start: datetime | None) -> int:
     return count
 
 
+SAY_EVERY = 5  # seconds between progress lines while verify waits (`hlcon do` prints each)
+
+
 class _Waiting:
-    """Progress while verify waits: what it waits for and for how long, once a second."""
+    """Progress while verify waits: what it waits for and for how long, every SAY_EVERY s,
+    with the share of the bound gone (the TUI's bar; the CLI's percentage)."""
 
     def __init__(self, progress: Progress, what: str, bound: float) -> None:
         self.progress, self.what, self.bound = progress, what, bound
@@ -170,10 +174,11 @@ class _Waiting:
         return self.elapsed > self.bound
 
     def say(self) -> None:
-        second = int(self.elapsed)
+        second = int(self.elapsed) // SAY_EVERY * SAY_EVERY
         if second != self._said:
             self._said = second
-            self.progress(None, f"{self.what}, {second} s of {self.bound:g} s")
+            fraction = min(1.0, self.elapsed / self.bound) if self.bound > 0 else None
+            self.progress(fraction, f"{self.what}, {second} s of {self.bound:g} s")
 
 
 async def wait_started(

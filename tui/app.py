@@ -363,7 +363,13 @@ class HlconApp(App[None]):
         try:
             prepared = await runner.prepare(action)
         except Refused as exc:
-            self.notify(str(exc), title=f"Refused: {action.target}", severity="warning", timeout=10)
+            # audited as "refused": pane 7 keeps the reason after the toast goes
+            self.notify(
+                f"{exc}\nthe record: pane 7 Audit",
+                title=f"Refused: {action.target}",
+                severity="warning",
+                timeout=FAILURE_TOAST_SECONDS,
+            )
             return None
         except Exception as exc:
             self.notify(

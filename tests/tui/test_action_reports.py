@@ -77,3 +77,18 @@ async def test_rollback_with_nothing_to_undo_is_none_not_failed(tmp_path: Path) 
         assert rollback == "none — nothing was changed", rollback
         assert "FAILED" in str(by_phase["outcome"].cells[4])
     await lab.close()
+
+
+async def test_refusal_toast_is_brief_and_points_to_the_audit_pane(tmp_path: Path) -> None:
+    config = Config(console=ConsoleConfig(state_dir=tmp_path / "state", read_only=True))
+    lab = Lab(config)
+    runner = Runner(lab)
+    app = HlconApp(make_context(config=config, runner=runner, lab=lab))
+    async with app.run_test(size=SIZE) as pilot:
+        await app.launch(FailsUntouched(Target("thing", "x"), lab)).wait()
+        await pilot.pause()
+        refused = [n for n in app._notifications if (n.title or "").startswith("Refused")]
+        assert refused and all(n.timeout <= FAILURE_TOAST_SECONDS for n in refused)
+        assert "pane 7" in refused[-1].message
+        assert [r.phase for r in runner.audit.records()] == ["refused"]
+    await lab.close()

@@ -503,12 +503,9 @@ async def test_console_on_a_signal_ends_the_running_action_like_ctrl_c(
             assert isinstance(modal, ConfirmModal) and modal.expect == "xfile"
             await pilot.pause()
             await pilot.press(*"xfile", "enter")
-            await wait_for(
-                pilot, marker.exists, "the action to start", 20,
-                lambda: (app.screen, [n.message for n in app._notifications], [r.phase for r in runner.audit.records()]),
-            )
-            os.kill(os.getpid(), sig)
             phases = lambda: [r.phase for r in runner.audit.records()]  # noqa: E731
+            await wait_for(pilot, marker.exists, "the action to start", 20, phases)
+            os.kill(os.getpid(), sig)
             await wait_for(pilot, lambda: "rollback" in phases(), "rollback", 20, phases)
             await wait_for(pilot, lambda: app.return_code is not None, "exit", 20)
     finally:
@@ -523,3 +520,58 @@ async def test_console_on_a_signal_ends_the_running_action_like_ctrl_c(
     assert (records[3].result or {}).get("status") == "done"
     assert (files / "xfile").read_text() == "before\n"
     assert app.return_code == 128 + sig
+
+
+def test_console_ends_cleanly_when_its_terminal_closes(tmp_path: Path) -> None:
+    """The SSH session drops: the kernel hangs up the console's terminal and sends SIGHUP. The
+    console must exit (not die by the signal, not hang writing to the dead terminal) and leave
+    no child behind."""
+    import fcntl as fcntl_
+    import pty
+    import select
+    import struct
+    import termios
+
+    config = tmp_path / "hlcon.toml"
+    config.write_text(f'[console]\nstate_dir = "{tmp_path / "state"}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "HLCON_CONFIG"}
+    env.update(TERM="xterm-256color", PYTHONPATH=str(REPO))
+    master, slave = pty.openpty()
+    fcntl_.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+
+    def controlling_terminal() -> None:
+        fcntl_.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, "--config", str(config)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,
+    )
+    os.close(slave)
+    seen: dict[int, int] = {}
+    try:
+        screen = b""
+        deadline = time.monotonic() + 60
+        while b"Overview" not in screen and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                screen += os.read(master, 65536)
+        assert b"Overview" in screen, "the console never painted"
+        seen = descendants(proc.pid)
+        os.close(master)  # the terminal goes away
+        master = -1
+        rc = proc.wait(timeout=30)
+    finally:
+        if master >= 0:
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert rc >= 0, f"the console died by signal {-rc} instead of ending"
+    assert rc in (0, 128 + signal.SIGHUP)
+    assert not wait_gone(seen)

@@ -197,7 +197,11 @@ class HlconApp(App[None]):
         # with Ctrl-C in `hlcon do`: running actions audit their outcome and rollback first.
         self._signals = contextlib.ExitStack()
         self._signals.enter_context(
-            interrupt.routed(asyncio.get_running_loop(), self._on_terminate_signal)
+            interrupt.routed(
+                asyncio.get_running_loop(),
+                self._on_terminate_signal,
+                detach_on_hangup=not self.is_headless,  # a test's stdio is not the console's
+            )
         )
         self._terminating = False
         self._unsubscribe = self.ctx.store.subscribe(self._store_listener)

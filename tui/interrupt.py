@@ -8,14 +8,17 @@ SIGTERM. So:
   at that moment handles them too (asyncio.run cancels its main task; elsewhere
   KeyboardInterrupt), and `exit_code()` is then 128 + the signal, as a shell reports it.
 - `routed(loop, callback)` (the runs that must audit how they ended: `hlcon do`, the console)
-  sends both to `callback(signal)` on the event loop instead, for as long as it is entered.
+  sends both to `callback(signal)` on the event loop instead, for as long as it is entered. A
+  SIGHUP there first detaches the dead terminal (stdio → /dev/null), so nothing hangs writing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import stat
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -49,9 +52,32 @@ def install() -> None:
             signal.signal(sig, _like_ctrl_c)
 
 
+def detach_terminal() -> None:
+    """Point stdin, stdout and stderr at /dev/null if they are a terminal (a character device):
+    after a hangup every write to the terminal fails, and Textual's output thread dies on the
+    first, after which the console's last writes (restoring the screen) wait forever on its full
+    queue. Done in the signal handler itself, before anything else writes."""
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        null_dev = os.fstat(null).st_rdev
+        for fd in (0, 1, 2):
+            with contextlib.suppress(OSError):
+                st = os.fstat(fd)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev != null_dev:
+                    os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 @contextlib.contextmanager
 def routed(
-    loop: asyncio.AbstractEventLoop, callback: Callable[[signal.Signals], None]
+    loop: asyncio.AbstractEventLoop,
+    callback: Callable[[signal.Signals], None],
+    *,
+    detach_on_hangup: bool = True,
 ) -> Iterator[None]:
     """While entered, SIGTERM and SIGHUP call `callback(sig)` on `loop` (the handlers before are
     put back afterwards). The signal only schedules the callback: it runs between two steps of
@@ -60,6 +86,8 @@ def routed(
     def handler(signum: int, frame: FrameType | None) -> None:
         sig = signal.Signals(signum)
         received.append(sig)
+        if sig == signal.SIGHUP and detach_on_hangup:
+            detach_terminal()
         loop.call_soon_threadsafe(callback, sig)
 
     before: dict[signal.Signals, object] = {}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from lab.config import ConfigError, load_config
@@ -42,6 +44,35 @@ def setup_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+def stop_on_signals(task: asyncio.Task[Any], stopped_by: list[str]) -> Callable[[], None]:
+    """SIGTERM (systemctl stop), SIGHUP and Ctrl-C cancel `task`, so the loop ends through its
+    finally: the channels stop, the notification state is saved, the metrics server closes.
+    Returns what puts the previous handlers back.
+
+    Plain signal handlers, not loop.add_signal_handler: that routes signals through a wakeup fd
+    a forked child shares (pyroute2's network-namespace helper, ended with SIGTERM), and the
+    child's SIGTERM stopped the watch. A handler run in such a child does nothing."""
+    loop = asyncio.get_running_loop()
+    pid = os.getpid()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != pid:
+            return  # a forked child got it, not the watch
+        stopped_by.append(signal.Signals(signum).name)
+        loop.call_soon_threadsafe(task.cancel)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -56,18 +87,9 @@ def run(args: argparse.Namespace) -> int:
     stopped_by: list[str] = []
 
     async def main() -> bool:
-        # SIGTERM (systemctl stop) and SIGHUP end the loop through its finally: the channels
-        # stop, the notification state is saved, the metrics server closes.
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        task = asyncio.current_task()
         assert task is not None
-
-        def stop(sig: signal.Signals) -> None:
-            stopped_by.append(sig.name)
-            task.cancel()
-
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-                loop.add_signal_handler(sig, stop, sig)
+        stop_on_signals(task, stopped_by)
         watch = Watch(config)
         if args.once:
             return await watch.once()

@@ -67,6 +67,7 @@ PHASES = (
     "outcome",
     "rollback",
     "maintenance",
+    "repair",
 )
 # Record keys in the order they are written; `prev` first so verify can find it by position.
 _KEYS = (
@@ -444,6 +445,12 @@ class AuditLog:
                     try:
                         record, _ = _parse_line(last, None)
                     except ValueError as exc:
+                        if os.pread(fd, 1, size - 1) != b"\n":
+                            raise AuditError(
+                                f"audit log {self.path} ends in a line cut short (a write that "
+                                "failed, e.g. on a full disk): `hlcon audit repair` removes it "
+                                "and records that, keeping the chain"
+                            ) from None
                         raise AuditError(
                             f"audit log {self.path} is damaged at its end ({exc}); "
                             "run `hlcon audit verify` and move the file aside"
@@ -503,6 +510,49 @@ class AuditLog:
             finally:
                 os.close(fd)  # releases the flock
         return AuditRecord.from_json(body)
+
+    def repair(self, who: Who) -> AuditRecord | None:
+        """Remove a last line cut short (no newline: a write that failed) and record that in a
+        "repair" record with the cut bytes' length and hash. None: the log ends in a whole line.
+        Raises AuditError for anything else — a complete line that is bad is not a cut write."""
+        with self._tlock:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            except OSError as exc:
+                raise AuditError(f"audit log {self.path} cannot be read: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                size = os.fstat(fd).st_size
+                if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+                    return None
+                start = size
+                while start > 0:
+                    step = min(65536, start)
+                    i = os.pread(fd, step, start - step).rfind(b"\n")
+                    if i >= 0:
+                        start = start - step + i + 1
+                        break
+                    start -= step
+                cut = os.pread(fd, size - start, start)
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            except OSError as exc:
+                raise AuditError(
+                    f"audit log {self.path} cannot be repaired: {exc.strerror}"
+                ) from None
+            finally:
+                os.close(fd)
+        return self.append(
+            "repair",
+            who=who,
+            action="audit.repair",
+            target=f"audit:{self.path}",
+            result={"cut_bytes": len(cut), "sha256": hashlib.sha256(cut).hexdigest()},
+            reason="removed a last line cut short (a write that failed)",
+            sync=True,
+        )
 
     def _gone(self, head: Head | None, how: str, appending: bool = True) -> str:
         witness = self.key_path.name if head is None else f"{self.head_path.name} (seq {head.seq})"

@@ -115,6 +115,41 @@ def test_actions_run_again_once_space_is_back(tmp_path: Path) -> None:
         assert v.returncode == 0 and "chain intact" in v.stdout, v.stderr
 
 
+def test_a_line_cut_by_an_older_hlcon_is_repaired_keeping_the_chain(env: Env) -> None:
+    """What a full disk left before appends were all or nothing: a torn last line. Moving the
+    file aside would lose the chain, the rate-limit history and pending intents."""
+    for name in ("r1", "r2"):
+        assert env.run(*env.write(name, "--yes")).returncode == 0
+    intact = env.audit.read_bytes()
+    torn = b'{"prev":"' + b"ab" * 20  # a write cut short
+    env.audit.write_bytes(intact + torn)
+    r = env.run(*env.write("r3", "--yes"))
+    assert r.returncode == 2 and "hlcon audit repair" in r.stderr, r.stderr
+    assert env.run("audit", "verify").returncode == 1
+    r = env.run("audit", "repair")
+    assert r.returncode == 0, r.stderr
+    assert f"cut {len(torn)} bytes" in r.stdout
+    assert env.audit.read_bytes().startswith(intact)
+    rec = json.loads(_lines(env.audit)[-1])
+    assert rec["phase"] == "repair" and rec["seq"] == 7
+    assert rec["result"] == {"cut_bytes": len(torn), "sha256": hashlib.sha256(torn).hexdigest()}
+    assert env.run(*env.write("r3", "--yes")).returncode == 0
+    v = env.run("audit", "verify")
+    assert v.returncode == 0 and "10 records, chain intact" in v.stdout, v.stderr
+    r = env.run("audit", "repair")
+    assert r.returncode == 0 and "nothing to repair" in r.stdout
+
+
+def test_repair_never_cuts_a_complete_line(env: Env) -> None:
+    for name in ("q1", "q2"):
+        assert env.run(*env.write(name, "--yes")).returncode == 0
+    data = env.audit.read_bytes()
+    env.audit.write_bytes(data + b"not a record\n")  # complete, but not a record: tampering
+    r = env.run("audit", "repair")
+    assert r.returncode == 1 and "not a cut write" in r.stderr, r.stderr
+    assert env.audit.read_bytes() == data + b"not a record\n"
+
+
 # -- 10. a head that cannot be written names itself -----------------------------------------------
 
 

@@ -154,10 +154,15 @@ def test_damaged_end_refuses_to_append(tmp_path: Path) -> None:
     fill(log, 2)
     with log.path.open("ab") as f:
         f.write(b'{"prev":"cut sho')
-    with pytest.raises(AuditError, match="damaged at its end"):
+    with pytest.raises(AuditError, match=r"line cut short.*hlcon audit repair"):
         log.append("intent", who=WHO)
     result = log.verify()
     assert not result.ok and result.first_bad_line == 3 and "incomplete" in result.reason
+    # a complete last line that is not a record is damage, not a cut write
+    with log.path.open("ab") as f:
+        f.write(b"\n")
+    with pytest.raises(AuditError, match=r"damaged at its end.*move the file aside"):
+        log.append("intent", who=WHO)
 
 
 APPENDER = """

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from actions.audit import AuditError, AuditLog, AuditRecord, audit_log_for, describe_who
+from actions.audit import AuditError, AuditLog, AuditRecord, Who, audit_log_for, describe_who
 from actions.runner import Runner
 from lab.wiring import Lab
 from tui.commands.do import config_or_exit
@@ -46,6 +46,9 @@ def register(sub: Any) -> None:
     cmds.add_parser(
         "pending", help="intents with no outcome: a process died mid-action"
     ).set_defaults(func=run_pending)
+    cmds.add_parser(
+        "repair", help="remove a last line cut short by a failed write, and record that"
+    ).set_defaults(func=run_repair)
     ack = cmds.add_parser("ack", help="close a pending intent as abandoned")
     ack.add_argument("seq", type=int, help="the intent's seq (from `hlcon audit pending`)")
     ack.add_argument("--note", default="", help="what you found")
@@ -166,4 +169,30 @@ def run_ack(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _unreadable("ack", runner.audit.path, exc)
     print(f"recorded seq {rec.seq}: intent {args.seq} abandoned")
+    return 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    log = _log(args)
+    if isinstance(log, int):
+        return log
+    try:
+        rec = log.repair(Who.current())
+    except AuditError as exc:
+        print(f"hlcon audit repair: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if rec is None:
+        result = log.verify()
+        if result.ok or not result.readable:
+            print(f"{log.path}: nothing to repair (it ends in a whole line)")
+            return 0
+        where = f"line {result.first_bad_line}" if result.first_bad_line else "the log"
+        print(
+            f"hlcon audit repair: {log.path}: {where} is bad ({result.reason}), and that is "
+            "not a cut write: repair removes only a last line cut short",
+            file=sys.stderr,
+        )
+        return 1
+    cut = (rec.result or {}).get("cut_bytes")
+    print(f"{log.path}: cut {cut} bytes of a line cut short; recorded as seq {rec.seq}")
     return 0

@@ -369,6 +369,39 @@ async def test_failed_action_in_the_audit_log_is_notified(
     assert "not running" in got[0].json()["message"]
 
 
+async def test_an_action_a_dead_process_left_is_notified_once_at_start(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    write_cert(tmp_path / "soon.pem", days=90)
+    config = make_config(tmp_path, apprise_channels(receiver))
+    audit = audit_log_of(config)
+    who = Who.current()
+    planned = audit.append("planned", who=who, action="service.restart", target="service:x")
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that is gone: the process that wrote the intent died mid-action
+    audit.append(
+        "intent",
+        who=who,
+        action="service.restart",
+        target="service:x",
+        ref=planned.seq,
+        result={"pid": dead.pid, "locks": ["service:x"]},
+    )
+    for _ in range(2):  # started twice: told once
+        watch = Watch(config)
+        await watch.start()
+        try:
+            await one_pass(watch)
+        finally:
+            await watch.stop()
+    assert len(receiver.requests) == 2
+    assert all(
+        r.json()["title"] == "[hlcon] interrupted: service.restart service:x"
+        for r in receiver.requests
+    )
+    assert "hlcon audit ack" in receiver.requests[0].json()["message"]
+
+
 # ---------------------------------------------------------------- Alertmanager
 
 
@@ -384,7 +417,7 @@ url = "{alertmanager.url}"
 hold = "1m"
 """
     clock = Shifted()
-    watch = Watch(make_config(tmp_path, channels), clock=clock)
+    watch = Watch(make_config(tmp_path, channels, watch='repost = "1s"'), clock=clock)
     await watch.start()
     try:
         await one_pass(watch)
@@ -403,6 +436,11 @@ hold = "1m"
         }
         assert "expires in 2 days" in alert["annotations"]["summary"]
         assert alert["annotations"]["see"] == "hlcon status, or key 6 in the console"
+        # re-posted while open ([watch] repost = 1s): its endsAt moves on
+        await asyncio.sleep(1.1)
+        await one_pass(watch)
+        (again,) = alertmanager.wait_alerts(1, target="soon", rule="cert-critical")
+        assert again["endsAt"] > alert["endsAt"]
         write_cert(tmp_path / "soon.pem", days=90)
         await one_pass(watch)
         clock.advance(61)

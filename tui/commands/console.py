@@ -44,5 +44,6 @@ def run_console(args: argparse.Namespace) -> int:
     poller = Poller(store, lab.readers() + watch_readers(config), clock=lab.clock)
     runner = Runner(lab, read_only=True if args.read_only else None)
     ctx = ConsoleContext(config, lab, store, poller, runner, lab.clock)
-    HlconApp(ctx).run()
-    return 0
+    app = HlconApp(ctx)
+    app.run()
+    return app.return_code or 0  # 128 + the signal after SIGTERM / SIGHUP (tui/app.py)

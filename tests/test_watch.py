@@ -571,3 +571,31 @@ def test_cli_watch_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     reader.join(10)
     assert any("stopped (SIGTERM)" in line for line in lines), lines
     assert (tmp_path / "state" / STATE_FILE).exists()
+
+
+async def test_a_source_failing_longer_than_fault_after_is_notified(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    write_cert(tmp_path / "soon.pem", days=90)
+    config = make_config(
+        tmp_path, apprise_channels(receiver, hold="1m"), watch='fault_after = "5m"'
+    )
+    clock = Shifted()
+    watch = Watch(config, clock=clock)
+    await watch.start()
+    try:
+        await one_pass(watch)
+        (tmp_path / "soon.pem").unlink()  # the cert file is gone: the reader faults
+        await one_pass(watch)
+        entry = watch.store.get(("cert", "soon"))
+        assert entry is not None and entry.fault is not None
+        clock.advance(120)  # past the hold, not past fault_after
+        await one_pass(watch)
+        assert receiver.requests == []
+        clock.advance(200)
+        await one_pass(watch)
+        got = receiver.wait_for(lambda rs: len(rs) == 2)
+    finally:
+        await watch.stop()
+    body = got[0].json()["message"]
+    assert body.startswith("UNKNOWN: ") and "cert:soon" in body, body

@@ -114,8 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: a clean exit, 128 + the signal
         with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
             print(f"hlcon {args.command}: {interrupt.describe()}", file=sys.stderr)
+        # Interrupted mid-read, a library's objects may be torn down only by the interpreter's
+        # exit (pyroute2's per-thread event loop, whose socket is already closed): its
+        # "Exception ignored in …" report would be a traceback after the clean line above.
+        sys.unraisablehook = _quiet_unraisable
         return interrupt.exit_code()
     return code
+
+
+def _quiet_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    return None
 
 
 if __name__ == "__main__":

@@ -5,25 +5,24 @@ record per change. Every hlcon process that opens a Lab attaches it (the runner,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actions.audit import AuditLog, Who
-from lab.config import audit_log_path
+from actions.audit import Who, audit_log_for
 
 if TYPE_CHECKING:
+    from lab.config import Config
     from lab.ssh import HostKeyChanged
     from lab.wiring import Lab
 
 
 class KeyChangeAudit:
-    """The listener: appends to the audit log at `path`, fsynced."""
+    """The listener: appends to the config's audit log (its journal anchor included), fsynced."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, config: Config) -> None:
+        self.config = config
 
     def __call__(self, err: HostKeyChanged) -> None:
-        AuditLog(self.path).append(
+        audit_log_for(self.config).append(
             "refused",
             who=Who.current(),
             action="ssh.connect",
@@ -41,4 +40,4 @@ class KeyChangeAudit:
 def audit_key_changes(lab: Lab) -> None:
     """Attach the audit listener to `lab` once (idempotent)."""
     if not any(isinstance(listener, KeyChangeAudit) for listener in lab.host_key_listeners):
-        lab.host_key_listeners.append(KeyChangeAudit(audit_log_path(lab.config)))
+        lab.host_key_listeners.append(KeyChangeAudit(lab.config))

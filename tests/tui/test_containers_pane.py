@@ -119,6 +119,8 @@ async def test_bulk_restart_of_the_filtered_rows(
         await pilot.press("B")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
         assert app.screen.expect == "1"
+        # Typed before the field has focus, "1" is the app's pane key and Enter submits nothing
+        await wait_for(pilot, lambda: getattr(app.focused, "id", None) == "answer", "the field")
         await pilot.press("1", "enter")
         await wait_for(
             pilot,

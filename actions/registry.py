@@ -3,13 +3,13 @@
 A family module decorates its Action subclasses with `@register`. The kind is the class's
 `kind` attribute when it has one, else the part of `family` before the dot
 ("container.restart" → "container"); `@register(kind="repo")` says it explicitly.
-Family modules are imported lazily, on the first lookup.
+Family modules are imported lazily, on the first lookup; one that does not import is a bug and
+its error goes up (no family is "not built yet").
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -28,10 +28,8 @@ FAMILY_MODULES: tuple[str, ...] = (
 )
 
 A = TypeVar("A", bound=type[Action])
-log = logging.getLogger("hlcon.actions")
 
 _FAMILIES: dict[tuple[str, str], type[Action]] = {}
-_BROKEN: dict[str, str] = {}  # family module → why it failed to import
 _loaded = False
 
 
@@ -60,32 +58,13 @@ def register(cls: A | None = None, /, *, kind: str | None = None) -> A | Callabl
 
 
 def load_families() -> None:
-    """Import every family module that exists (a missing one is not built yet)."""
+    """Import every family module (they register their classes as they import)."""
     global _loaded
     if _loaded:
         return
     for name in FAMILY_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # it exists, but something it imports does not
-                _broken(name, exc)
-        except Exception as exc:
-            # One broken family must not take every other action away; its absence is named
-            # wherever a lookup fails, and logged.
-            _broken(name, exc)
+        importlib.import_module(name)
     _loaded = True
-
-
-def _broken(name: str, exc: BaseException) -> None:
-    _BROKEN[name] = f"{type(exc).__name__}: {exc}"
-    log.error("action family module %s failed to import: %s", name, _BROKEN[name])
-
-
-def load_errors() -> dict[str, str]:
-    """Family modules that exist but failed to import, with why."""
-    load_families()
-    return dict(_BROKEN)
 
 
 def kinds() -> list[str]:
@@ -104,13 +83,10 @@ def lookup(verb: str, kind: str) -> type[Action]:
     if cls is not None:
         return cls
     verbs = verbs_for(kind)
-    broken = "".join(f" ({m} failed to load: {why})" for m, why in sorted(_BROKEN.items()))
     if not verbs:
         known = ", ".join(kinds()) or "none yet"
-        raise UnknownAction(
-            f"no actions for {kind} targets; target kinds with actions: {known}{broken}"
-        )
-    raise UnknownAction(f"no action {verb!r} for {kind} targets; known: {', '.join(verbs)}{broken}")
+        raise UnknownAction(f"no actions for {kind} targets; target kinds with actions: {known}")
+    raise UnknownAction(f"no action {verb!r} for {kind} targets; known: {', '.join(verbs)}")
 
 
 def build(verb: str, target: str | Target, lab: Lab, params: Mapping[str, Any]) -> Action:

@@ -137,14 +137,12 @@ class HlconApp(App[None]):
     # ------------------------------------------------------------ panes
 
     def build_panes(self) -> Iterable[Pane]:
-        """One pane per number: the registered class, or a placeholder that says why not."""
+        """One pane per number: the registered class, or a placeholder naming what to configure."""
         config = self.ctx.config
         for number in sorted(PANES):
             pane_id, title, _ = PANES[number]
             cls = pane_class(number)
-            if cls is None:
-                yield PlaceholderPane.not_built(number, pane_id, title)
-            elif not cls.configured(config):
+            if not cls.configured(config):
                 yield PlaceholderPane.not_configured(
                     number, pane_id, title, cls.CONFIG_SECTION, config.source
                 )

@@ -54,13 +54,7 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     parser.known_commands = COMMANDS
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in commands:
-        try:
-            module = importlib.import_module(f"tui.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"tui.commands.{name}":
-                raise
-            continue  # not built yet
-        module.register(sub)
+        importlib.import_module(f"tui.commands.{name}").register(sub)
     _add_global_options(sub)
     return parser
 

@@ -342,7 +342,7 @@ async def test_running_action_of_a_live_process_is_not_pending(lab: Lab, files: 
 def test_registry_knows_every_family_and_explains_misses(lab: Lab) -> None:
     from actions import registry
 
-    assert registry.load_errors() == {}  # every family module that exists imports cleanly
+    registry.load_families()  # every family module imports (an error would go up)
     assert registry.verbs_for("file") == ["append", "badplan", "write"]
     with pytest.raises(registry.UnknownAction) as miss:
         build("reboot", "file:x@local", lab, {})

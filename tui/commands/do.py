@@ -25,6 +25,7 @@ from actions import registry
 from actions.base import Confirmation, Plan
 from actions.policy import human_duration
 from actions.runner import Refused, Runner
+from lab import config as lab_config
 from lab.config import Config
 from lab.wiring import Lab
 from tui import interrupt
@@ -32,21 +33,9 @@ from tui import interrupt
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED, EXIT_CANCELLED = 0, 1, 2, 130
 
 
-class ConfigUnavailable(Exception):
-    pass
-
-
 def load_config(args: argparse.Namespace) -> Config:
     """The config named by --config (or $HLCON_CONFIG, XDG, the embedded default)."""
-    from lab import config as config_module
-
-    loader = getattr(config_module, "load_config", None)
-    if loader is None:  # the loader is being written; the defaults still work
-        if args.config is not None:
-            raise ConfigUnavailable("this build cannot read config files yet")
-        return config_module.Config()
-    config: Config = loader(args.config)
-    return config
+    return lab_config.load_config(args.config)
 
 
 def config_or_exit(args: argparse.Namespace, command: str) -> Config | int:

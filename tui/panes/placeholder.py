@@ -1,4 +1,4 @@
-"""Stands in for a pane whose domain is not configured or not built yet, and says which."""
+"""Stands in for a pane whose domain is not configured, and names the config section to add."""
 
 from __future__ import annotations
 
@@ -34,10 +34,6 @@ class PlaceholderPane(Pane):
             f"{title} is not configured: {where} your config ({source}).\n"
             "`hlcon config check --explain` lists every key.",
         )
-
-    @classmethod
-    def not_built(cls, number: int, pane_id: str, title: str) -> PlaceholderPane:
-        return cls(number, pane_id, title, f"The {title} pane is not part of this build yet.")
 
     def compose_body(self) -> ComposeResult:
         yield Static(Text(self.message), id="placeholder")

@@ -58,27 +58,14 @@ def _endpoint(action: Action) -> DockerEndpoint:
         raise ActionFailed(str(exc)) from None
 
 
-async def engine_key(endpoint: DockerEndpoint) -> str:
-    """Which engine an endpoint reaches, the same for every endpoint (URL, alias) on one socket:
-    Docker's daemon ID; for podman (whose /info ID is new on every call) its host name and
-    storage root. Raises ActionFailed when the engine cannot be asked."""
-    try:
-        info: JSONDict = await endpoint.call(lambda api: api.info())
-    except ReadError as exc:
-        raise ActionFailed(f"cannot ask {endpoint.name} which engine it is: {exc}") from exc
-    if not endpoint.is_podman and info.get("ID"):
-        return f"docker:{info['ID']}"
-    return f"podman:{info.get('Name', '?')}:{info.get('DockerRootDir', '?')}"
-
-
-async def container_identity(
-    action: Action, endpoint_name: str, container_ids: list[str]
-) -> Identity:
-    """One key per container: its engine and full ID, however the target was spelled."""
-    endpoint = _endpoint(action)
-    engine = await engine_key(endpoint)
+def container_identity(action: Action, endpoint_name: str, container_ids: list[str]) -> Identity:
+    """One key per container: its full ID, however the target was spelled. The ID is the
+    engine's 256-bit random name for one container, so every endpoint reaching that engine (an
+    alias on the same socket, a tcp:// and a unix:// URL, container:X and containers:X) sees the
+    same key. (Asking the engine who it is would not help: podman's /info ID is new on every
+    call.)"""
     host = canonical_host(action.lab.config, endpoint_name)
-    return Identity(tuple(f"container:{engine}/{cid}" for cid in container_ids), (host,))
+    return Identity(tuple(f"container:{cid}" for cid in container_ids), (host,))
 
 
 def _stop_timeout(inspect: Mapping[str, Any]) -> int:
@@ -264,7 +251,7 @@ class _OneContainer(Action):
         return (f"container:{self.target.name}@{self.endpoint_name}",)
 
     async def identity(self, plan: Plan) -> Identity:
-        return await container_identity(self, self.endpoint_name, [str(plan.data["id"])])
+        return container_identity(self, self.endpoint_name, [str(plan.data["id"])])
 
     async def _lookup(self) -> tuple[DockerEndpoint, JSONDict]:
         endpoint = _endpoint(self)
@@ -474,7 +461,7 @@ class ContainerBulkRestart(Action):
         # each member's own identity: a bulk restart takes every member's lock and counts
         # against every member's rate limit
         ids = [str(item["id"]) for item in plan.data["containers"]]
-        return await container_identity(self, self.endpoint_name, ids)
+        return container_identity(self, self.endpoint_name, ids)
 
     async def plan(self) -> Plan:
         endpoint = _endpoint(self)

@@ -174,7 +174,7 @@ class Runner:
                 f"audit log {self.audit.path} unreadable, refusing to act: {exc.strerror} "
                 "(console.audit_log)"
             )
-        return None if blocking is None else interrupted_reason(action, blocking)
+        return None if blocking is None else interrupted_reason(blocking, str(action.target))
 
     def blocking_intent(self, identity: Identity) -> AuditRecord | None:
         """The first pending intent (its process died mid-action) on anything this identity
@@ -217,7 +217,8 @@ class Runner:
             with contextlib.suppress(OSError):
                 blocking = self.blocking_intent(identity)
                 if blocking is not None:
-                    note = interrupted_reason(action, blocking) + " — it would be refused"
+                    note = interrupted_reason(blocking, str(action.target))
+                    note += " — it would be refused"
                     plan = dataclasses.replace(plan, notes=(*plan.notes, note))
         try:
             rec = self._record("planned", action, plan=plan.to_record())
@@ -499,13 +500,14 @@ CHECK_FIRST: dict[str, str] = {
 }
 
 
-def interrupted_reason(action: Action, intent: AuditRecord) -> str:
-    """Why a target with a pending intent refuses: what died, what to check, how to close it."""
+def interrupted_reason(intent: AuditRecord, asked: str | None = None) -> str:
+    """Why a target with a pending intent refuses: what died, what to check, how to close it.
+    `asked`: the target as the refused action spelled it."""
     family = intent.action or "an action"
     check = CHECK_FIRST.get(family) or CHECK_FIRST.get(family.split(".", 1)[0], "its state")
     pid = (intent.result or {}).get("pid")
     died = f" (pid {pid} died mid-action)" if isinstance(pid, int) else ""
-    same = "" if intent.target == str(action.target) else f" — the same target as {action.target}"
+    same = "" if asked in (None, intent.target) else f" — the same target as {asked}"
     return (
         f"{family} on {intent.target} never finished: its intent (seq {intent.seq}, "
         f"{intent.time}) has no outcome{died}{same}. Check first {check}; then "

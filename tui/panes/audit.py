@@ -62,7 +62,39 @@ def pending_text(pending: list[Any]) -> Text:
         text.append(f"  #{rec.seq} {rec.time[:19]} {rec.action} {rec.target}\n")
     if len(pending) > 3:
         text.append(f"  … and {len(pending) - 3} more (hlcon audit)\n")
+    text.append("  each blocks its target: once checked, select it and press a to acknowledge\n")
     return text
+
+
+class AckModal(ModalScreen[bool]):
+    """`a` on a pending intent: what died, what to check first, then Enter closes it (the same
+    as `hlcon audit ack SEQ`) or Esc leaves it open."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter,y", "answer(True)", "Acknowledge"),
+        Binding("escape,n,q", "answer(False)", "Keep it open"),
+    ]
+
+    DEFAULT_CSS = """
+    AckModal { align: center middle; }
+    AckModal > Static {
+        width: 90%; max-width: 100; height: auto; border: thick $warning; background: $surface;
+        padding: 1 2;
+    }
+    """
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__()
+        self.explanation = explanation
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            Text(self.explanation + "\n\n")
+            + Text("Enter: acknowledge (it is checked) · Esc: keep it open", "bold")
+        )
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class RecordDetail(ModalScreen[None]):
@@ -104,6 +136,8 @@ class AuditPane(TablePane):
         "Who",
         "Seq",
     )
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "acknowledge", "Ack pending")]
 
     DEFAULT_CSS = """
     AuditPane > #pending { display: none; padding: 0 1; background: $error 40%; }
@@ -185,6 +219,38 @@ class AuditPane(TablePane):
 
     def open_detail(self, row: Row) -> None:
         self.app.push_screen(RecordDetail(row.data))
+
+    def action_acknowledge(self) -> None:
+        """Close the selected pending intent, as `hlcon audit ack SEQ` does, after saying what
+        died and what to check first."""
+        runner = self.ctx.runner
+        row = self.selected_row()
+        pending = {rec.seq: rec for rec in self.pending()}
+        rec = pending.get(getattr(row.data, "seq", None)) if row is not None else None
+        if runner is None or rec is None:
+            which = ", ".join(f"#{seq}" for seq in pending) or "none now"
+            self.notify(
+                f"select a pending intent (⚠ above: {which}) to acknowledge it",
+                severity="warning",
+                markup=False,
+            )
+            return
+        from actions.runner import interrupted_reason  # the same words as the refusal
+
+        explanation = interrupted_reason(rec)
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                runner.acknowledge(rec.seq, "acknowledged in the console's audit pane")
+            except (ValueError, OSError) as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            self.notify(f"#{rec.seq} acknowledged: {rec.target} takes actions again", markup=False)
+            self.refresh_from_store()
+
+        self.app.push_screen(AckModal(explanation), answered)
 
     def empty_message(self) -> str:
         if self.ctx.audit_log() is None:

@@ -34,6 +34,7 @@ from actions.base import (
 from actions.maintenance import canonical_host
 from actions.policy import FAMILY_TIMEOUTS
 from actions.registry import register
+from lab import units
 from lab.backups import (
     Restic,
     ResticError,
@@ -179,14 +180,6 @@ async def probe_target(executor: Executor, target: str) -> TargetProbe:
     df = await executor.run(["df", "-P", "-B1", ancestor], timeout=15)
     free = _parse_df_available(df.stdout) if df.ok else 0
     return TargetProbe(exists, entries, writable, free, ancestor)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 # ---------------------------------------------------------------- restore
@@ -355,8 +348,8 @@ class RestoreAction(RepoAction):
         need = max(0, total - replaced_bytes)
         if need > probe.free:
             raise RestoreRefused(
-                f"not enough room in {probe.ancestor} on {self.cfg.host}: {_human(need)} to "
-                f"restore, {_human(probe.free)} free"
+                f"not enough room in {probe.ancestor} on {self.cfg.host}: {units.size(need)} to "
+                f"restore, {units.size(probe.free)} free"
             )
         json_progress = version >= (0, 16, 0)
         argv = self.restic.argv(*self.restore_argv(snapshot_id, json_progress))
@@ -365,7 +358,7 @@ class RestoreAction(RepoAction):
         notes = []
         if overwritten:
             notes.append(f"{len(overwritten)} existing files will be overwritten")
-        notes.append(f"{_human(probe.free)} free in {probe.ancestor}")
+        notes.append(f"{units.size(probe.free)} free in {probe.ancestor}")
         if self.in_place:
             expect = (
                 self.include[0] if len(self.include) == 1 else posixpath.commonpath(self.include)
@@ -393,7 +386,7 @@ class RestoreAction(RepoAction):
             f"to {where} on {self.cfg.host}",
             steps=(
                 Step(
-                    f"restic restore {len(files)} files ({_human(total)}) with --verify",
+                    f"restic restore {len(files)} files ({units.size(total)}) with --verify",
                     self.cfg.host,
                     argv=tuple(argv),
                     changes=tuple(roots),
@@ -403,7 +396,7 @@ class RestoreAction(RepoAction):
             blast_radius=blast,
             confirmation=confirmation,
             reversible=False,
-            cost=f"{len(files)} files, {_human(total)} to write",
+            cost=f"{len(files)} files, {units.size(total)} to write",
             notes=tuple(notes),
             timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.restore" overrides
             data={
@@ -441,12 +434,13 @@ class RestoreAction(RepoAction):
             if msg.type == "status":
                 done = msg.bytes_done or 0
                 eta = f", ETA {msg.seconds_remaining}s" if msg.seconds_remaining else ""
-                progress(msg.fraction, f"{_human(done)} of {_human(msg.total_bytes or total)}{eta}")
+                of = units.size(msg.total_bytes or total)
+                progress(msg.fraction, f"{units.size(done)} of {of}{eta}")
 
         poll: asyncio.Task[None] | None = None
         if not json_progress and not self.in_place and total:
             poll = asyncio.create_task(self._poll_bytes(roots, total, progress))
-        progress(0.0, f"restoring {data['files']} files, {_human(total)}")
+        progress(0.0, f"restoring {data['files']} files, {units.size(total)}")
         started = datetime.now(UTC)  # wall clock: compared with the times restic writes
         try:
             result = await self.restic.run(
@@ -469,10 +463,10 @@ class RestoreAction(RepoAction):
                 str(self.restic.failure(result)), {"partial": await self._report(plan)}
             )
         count = parse_verified_count(result.stdout + result.stderr)
-        progress(1.0, f"restored {data['files']} files, {_human(total)}")
+        progress(1.0, f"restored {data['files']} files, {units.size(total)}")
         return Outcome(
             True,
-            f"restored {data['files']} files ({_human(total)}) to {data['target']}",
+            f"restored {data['files']} files ({units.size(total)}) to {data['target']}",
             {"verified_by_restic": count, "target": data["target"]},
         )
 
@@ -505,7 +499,7 @@ class RestoreAction(RepoAction):
             lines = result.stdout.strip().splitlines()
             if lines and lines[-1].endswith("total"):
                 done = int(lines[-1].split()[0])
-                progress(min(done / total, 0.99), f"{_human(done)} of {_human(total)}")
+                progress(min(done / total, 0.99), f"{units.size(done)} of {units.size(total)}")
 
     async def _report(self, plan: Plan) -> list[dict[str, Any]]:
         """Files of the selection present in the target, and whether each is complete."""
@@ -621,7 +615,7 @@ class UnlockAction(RepoAction):
             )
         described = [
             f"lock {lk.id[:8]} by PID {lk.pid} on {lk.hostname} "
-            f"({'process gone' if lk.process_gone else f'{int(lk.age // 60)} min old'})"
+            f"({'process gone' if lk.process_gone else f'{units.age(lk.age)} old'})"
             for lk in stale
         ]
         argv = self.restic.argv("unlock")
@@ -691,9 +685,8 @@ class BackupNowAction(RepoAction):
             if msg is None:
                 return
             if msg.type == "status":
-                progress(
-                    msg.fraction, f"{_human(msg.bytes_done or 0)} of {_human(msg.total_bytes or 0)}"
-                )
+                done_text, of = units.size(msg.bytes_done or 0), units.size(msg.total_bytes or 0)
+                progress(msg.fraction, f"{done_text} of {of}")
             elif msg.type == "summary" and msg.snapshot_id:
                 snapshot.append(msg.snapshot_id)
 

@@ -21,6 +21,7 @@ from actions.maintenance import Maintenance, MaintenanceError
 # STATE_DIR and the audit log path are the loader's; re-exported for the runner and the CLI.
 from lab.config import audit_log_path as audit_log_path
 from lab.config import state_dir as state_dir
+from lab.units import duration
 
 if TYPE_CHECKING:
     from actions.audit import AuditLog, AuditRecord
@@ -62,14 +63,8 @@ def allow_hook(fn: AllowHook) -> AllowHook:
 
 
 def human_duration(seconds: float) -> str:
-    if 0 < seconds < 10 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
-    s = max(0, round(seconds))
-    if s < 120:
-        return f"{s}s"
-    if s < 7200:
-        return f"{s // 60}m" + (f"{s % 60}s" if s % 60 else "")
-    return f"{s // 3600}h" + (f"{s % 3600 // 60}m" if s % 3600 // 60 else "")
+    """A duration in a message (lab.units.duration: 0.2s, 90s, 65m, 26h, 3d4h)."""
+    return duration(seconds)
 
 
 def read_only_reason(config: Config, flag: bool | None) -> str | None:

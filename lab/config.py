@@ -25,12 +25,13 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from lab.files import MIB, UnreadableFile, expand_user, read_regular_file
 from lab.secrets import SCHEMES, SecretRef, set_command_timeout
+from lab.units import format_duration as format_duration
+from lab.units import parse_duration as parse_duration
 
 CONFIG_MAX_BYTES = 1 * MIB  # a config is a few KiB; more is the wrong file (or /dev/zero)
 
@@ -331,58 +332,8 @@ class ConfigError(Exception):
         return "\n".join(str(p) for p in self.problems)
 
 
-# ── durations
-
-_DURATION_UNITS: dict[str, Fraction] = {
-    "ms": Fraction(1, 1000),
-    "s": Fraction(1),
-    "m": Fraction(60),
-    "h": Fraction(3600),
-    "d": Fraction(86400),
-    "w": Fraction(7 * 86400),
-}
-# "ms" before "m": alternation takes the first that matches.
-_DURATION_PART = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w)")
-_DURATION_MAX = Fraction(100 * 365 * 86400)
-DURATION_HINT = 'expected a duration like "30s", "3m", "1h30m" or "2d" (units ms, s, m, h, d, w)'
-
-
-def parse_duration(text: str) -> float:
-    """'5s', '3m', '26h', '1h30m', '2d', '500ms' → seconds (to the millisecond). ValueError for
-    anything else, bare numbers included."""
-    if not isinstance(text, str):
-        raise ValueError(DURATION_HINT)
-    s = text.strip()
-    if not s:
-        raise ValueError(f"{DURATION_HINT}, got an empty string")
-    total = Fraction(0)
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if m is None:
-            raise ValueError(f"{DURATION_HINT}, got {_quote(text)}")
-        total += Fraction(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if total > _DURATION_MAX:
-        raise ValueError(f"duration {_quote(text)} is longer than 100 years")
-    # To the millisecond: finer means nothing for polling and timeouts, and it makes
-    # format_duration's output read back to exactly the same value.
-    return float(Fraction(round(total * 1000), 1000))
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds → '1d2h', '1h30m', '500ms', '0s', to the millisecond (parse_duration reads it)."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"not a duration: {seconds!r}")
-    ms = round(Fraction(seconds) * 1000)
-    if ms == 0:
-        return "0s"
-    parts: list[str] = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        n, ms = divmod(ms, size)
-        if n:
-            parts.append(f"{n}{unit}")
-    return "".join(parts)
+# ── durations: lab.units (parse_duration, format_duration), re-exported here for the loader
+# and the callers that have always imported them from lab.config.
 
 
 _ENDPOINT = re.compile(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^\s:\[\]/@]+):([0-9]{1,5})")

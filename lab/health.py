@@ -20,10 +20,10 @@ from lab.model import (
     Key,
     Severity,
     WgInterface,
-    compact_age,
     utcnow,
 )
 from lab.store import Entry, Store
+from lab.units import age as compact_age
 
 Rule = Callable[[Any, Config, Key, datetime], Iterable[Finding]]
 DOMAIN_RULES: dict[str, Rule] = {}

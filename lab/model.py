@@ -14,42 +14,15 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Protocol, runtime_checkable
 
+# Ages and sizes as hlcon shows them (lab.units); compact_* are the names the readings' summaries
+# and lab.health have always used.
+from lab.units import age as compact_age
+from lab.units import duration
+from lab.units import size as compact_bytes
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def compact_age(seconds: float, *, step: int = 1) -> str:
-    """A compact age, the same everywhere hlcon shows one: 4s, 3m, 5h, 2d (lab.health.ago)."""
-    s = max(0, int(seconds))
-    if step > 1 and s < step:
-        return f"<{step}s"
-    if s < 120:
-        return f"{s - s % step}s"
-    if s < 7200:
-        return f"{s // 60}m"
-    if s < 172800:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
-
-
-def compact_bytes(n: float) -> str:
-    """1023 B, 1.5 KiB … (tui.format.bytes_h, for the summaries below)."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
-
-
-def _uptime(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
 
 
 class Severity(IntEnum):
@@ -214,7 +187,7 @@ class HostState:
         load = " ".join(f"{v:.2f}" for v in self.load)
         return (
             f"{self.hostname}: {cpu}, mem {self.mem_percent:.0f}% of "
-            f"{compact_bytes(self.mem_total)}, load {load}, up {_uptime(self.uptime)}"
+            f"{compact_bytes(self.mem_total)}, load {load}, up {duration(self.uptime)}"
             + (f", disks {disks}" if disks else "")
         )
 

@@ -1,34 +1,21 @@
-"""Human formatting shared by the panes and the CLI (no I/O)."""
+"""Human formatting shared by the panes and the CLI (no I/O): lab.units, with "-" for unknown."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from lab.health import ago as health_ago
+from lab.units import duration, size
 
 
 def bytes_h(n: float | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} PiB"  # pragma: no cover
+    """IEC sizes (1.5 KiB, 20.0 GiB), as everywhere in hlcon; "-" when unknown."""
+    return "-" if n is None else size(n)
 
 
 def duration_h(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
+    """A duration as lab.units shows one (90s, 65m30s, 26h, 3d4h); "-" when unknown."""
+    return "-" if seconds is None else duration(seconds)
 
 
 def ago(now: datetime, then: datetime | None) -> str:

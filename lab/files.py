@@ -11,8 +11,9 @@ import os
 import stat
 from pathlib import Path
 
-KIB = 1024
-MIB = 1024 * KIB
+# the size caps' units (lab.units); named here for the callers that import them from lab.files
+from lab.units import KIB as KIB
+from lab.units import MIB as MIB
 
 
 class UnreadableFile(Exception):
@@ -60,6 +61,7 @@ def _not_regular(mode: int) -> str | None:
 
 
 def _size_text(limit: int) -> str:
+    # a cap is a whole number of KiB or MiB: "1 MiB", not lab.units.size's "1.0 MiB"
     return f"{limit // MIB} MiB" if limit % MIB == 0 else f"{limit // KIB} KiB"
 
 

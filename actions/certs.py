@@ -35,7 +35,7 @@ from actions.base import (
 )
 from actions.maintenance import canonical_host
 from actions.registry import register
-from lab import certs, secrets
+from lab import certs, inflight, secrets
 from lab.config import CertConfig
 from lab.model import Cert
 from lab.poller import ReadError
@@ -235,7 +235,7 @@ class CertRenew(Action):
         env: dict[str, str] = {}
         for key, ref in cfg.env.items():
             try:
-                secret = await asyncio.to_thread(secrets.resolve, ref)
+                secret = await inflight.to_thread(secrets.resolve, ref)  # tracked: see runner
             except secrets.SecretError as exc:
                 raise ActionFailed(f"cert {cfg.name}: env {key}: {exc}", details) from None
             env[key] = secret.reveal()

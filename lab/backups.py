@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from lab import inflight
 from lab.config import BackupConfig, Config, state_dir
 from lab.execute import CommandResult, Executor, LineSink
 from lab.model import (
@@ -505,8 +506,9 @@ class Restic:
         return self.argv(*args), env, password + "\n"
 
     async def acommand(self, *args: str) -> tuple[list[str], dict[str, str], str | None]:
-        # keyring and command: references block; keep them off the event loop
-        return await asyncio.to_thread(self.command, *args)
+        # keyring and command: references block; keep them off the event loop (tracked: an
+        # action's timeout waits for a command: secret still resolving before it unlocks)
+        return await inflight.to_thread(self.command, *args)
 
     async def run(
         self,

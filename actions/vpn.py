@@ -52,7 +52,6 @@ from lab.config import VpnConfig
 from lab.execute import Executor
 from lab.poller import ReadError
 from lab.vpn import (
-    DISABLED,
     ConfPeer,
     RawInterface,
     WgQuickConf,
@@ -68,6 +67,14 @@ from lab.vpn import (
     remembered_names,
     valid_key,
 )
+
+# The conf edits live beside parse_wg_quick_conf (lab.vpn.conf); named here as before.
+from lab.vpn import append_block as append_block
+from lab.vpn import block_values as block_values
+from lab.vpn import client_config as client_config
+from lab.vpn import remove_block as remove_block
+from lab.vpn import server_peer_block as server_peer_block
+from lab.vpn import set_block_disabled as set_block_disabled
 
 if TYPE_CHECKING:
     from lab.wiring import Lab
@@ -238,79 +245,6 @@ def new_keypair() -> tuple[str, str]:
 
 def new_psk() -> str:
     return base64.b64encode(pysecrets.token_bytes(32)).decode()
-
-
-def client_config(
-    *,
-    private_key: str,
-    address: str,
-    server_public: str,
-    endpoint: str,
-    allowed: str,
-    psk: str | None,
-    dns: str | None,
-    keepalive: int = 25,
-) -> str:
-    lines = ["[Interface]", f"PrivateKey = {private_key}", f"Address = {address}"]
-    if dns:
-        lines.append(f"DNS = {dns}")
-    lines += ["", "[Peer]", f"PublicKey = {server_public}"]
-    if psk:
-        lines.append(f"PresharedKey = {psk}")
-    lines += [
-        f"Endpoint = {endpoint}",
-        f"AllowedIPs = {allowed}",
-        f"PersistentKeepalive = {keepalive}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def server_peer_block(name: str, public: str, psk: str | None, allowed: str) -> list[str]:
-    out = [f"# {name}", "[Peer]", f"PublicKey = {public}"]
-    if psk:
-        out.append(f"PresharedKey = {psk}")
-    out.append(f"AllowedIPs = {allowed}")
-    return out
-
-
-def append_block(text: str, block: Sequence[str]) -> str:
-    body = text.rstrip("\n")
-    return (body + "\n\n" if body else "") + "\n".join(block) + "\n"
-
-
-def remove_block(conf: WgQuickConf, peer: ConfPeer) -> str:
-    lines = list(conf.lines)
-    del lines[peer.start : peer.end]
-    # collapse the blank line the block leaves behind
-    while (
-        peer.start < len(lines)
-        and peer.start > 0
-        and not lines[peer.start].strip()
-        and not lines[peer.start - 1].strip()
-    ):
-        del lines[peer.start]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def set_block_disabled(conf: WgQuickConf, peer: ConfPeer, disabled: bool) -> str:
-    lines = list(conf.lines)
-    for i in range(peer.start, peer.end):
-        if disabled and not lines[i].startswith(DISABLED):
-            lines[i] = DISABLED + lines[i]
-        elif not disabled and lines[i].startswith(DISABLED):
-            lines[i] = lines[i][len(DISABLED) :]
-    return "\n".join(lines) + "\n"
-
-
-def block_values(conf: WgQuickConf, peer: ConfPeer) -> dict[str, str]:
-    """Key → raw value of a peer block (PresharedKey included: rollback and enable need it)."""
-    out: dict[str, str] = {}
-    for raw in conf.lines[peer.start : peer.end]:
-        line = raw[len(DISABLED) :] if raw.startswith(DISABLED) else raw
-        key, sep, value = line.strip().partition("=")
-        if sep and not line.strip().startswith("#"):
-            out[key.strip().lower()] = value.split("#", 1)[0].strip()
-    return out
 
 
 _HIDE = re.compile(

@@ -24,7 +24,18 @@ when this was one module.
 
 from __future__ import annotations
 
-from lab.vpn.conf import DISABLED, ConfPeer, WgQuickConf, parse_wg_quick_conf
+from lab.vpn.conf import (
+    DISABLED,
+    ConfPeer,
+    WgQuickConf,
+    append_block,
+    block_values,
+    client_config,
+    parse_wg_quick_conf,
+    remove_block,
+    server_peer_block,
+    set_block_disabled,
+)
 from lab.vpn.interface import build_interface
 from lab.vpn.names import (
     MAX_NAMES_BYTES,
@@ -75,8 +86,11 @@ __all__ = [
     "RawPeer",
     "VpnReader",
     "WgQuickConf",
+    "append_block",
     "backup_path",
+    "block_values",
     "build_interface",
+    "client_config",
     "config_for",
     "link_info",
     "names_path",
@@ -93,6 +107,9 @@ __all__ = [
     "readers",
     "remember_name",
     "remembered_names",
+    "remove_block",
+    "server_peer_block",
+    "set_block_disabled",
     "target_name",
     "uapi_get",
     "valid_key",

@@ -1,11 +1,12 @@
 """wg-quick conf files (pure): parsing, with peer names from `# name` comments and peers
-disabled by hlcon (`#! ` lines).
+disabled by hlcon (`#! ` lines), and the edits peer add/remove/disable/enable make.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,4 +187,82 @@ def _addresses(value: str, where: str) -> list[str]:
             out.append(str(ipaddress.ip_interface(part.strip())))
         except ValueError:
             raise ValueError(f"{where}: not an address: {part.strip()[:60]!r}") from None
+    return out
+
+
+# ---------------------------------------------------------------- editing (pure)
+# A conf is edited as lines, so everything hlcon did not write (comments, order, spacing) stays
+# byte for byte; parse_wg_quick_conf reads every edit back (tests: the round-trip property).
+
+
+def client_config(
+    *,
+    private_key: str,
+    address: str,
+    server_public: str,
+    endpoint: str,
+    allowed: str,
+    psk: str | None,
+    dns: str | None,
+    keepalive: int = 25,
+) -> str:
+    lines = ["[Interface]", f"PrivateKey = {private_key}", f"Address = {address}"]
+    if dns:
+        lines.append(f"DNS = {dns}")
+    lines += ["", "[Peer]", f"PublicKey = {server_public}"]
+    if psk:
+        lines.append(f"PresharedKey = {psk}")
+    lines += [
+        f"Endpoint = {endpoint}",
+        f"AllowedIPs = {allowed}",
+        f"PersistentKeepalive = {keepalive}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def server_peer_block(name: str, public: str, psk: str | None, allowed: str) -> list[str]:
+    out = [f"# {name}", "[Peer]", f"PublicKey = {public}"]
+    if psk:
+        out.append(f"PresharedKey = {psk}")
+    out.append(f"AllowedIPs = {allowed}")
+    return out
+
+
+def append_block(text: str, block: Sequence[str]) -> str:
+    body = text.rstrip("\n")
+    return (body + "\n\n" if body else "") + "\n".join(block) + "\n"
+
+
+def remove_block(conf: WgQuickConf, peer: ConfPeer) -> str:
+    lines = list(conf.lines)
+    del lines[peer.start : peer.end]
+    # collapse the blank line the block leaves behind
+    while (
+        peer.start < len(lines)
+        and peer.start > 0
+        and not lines[peer.start].strip()
+        and not lines[peer.start - 1].strip()
+    ):
+        del lines[peer.start]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def set_block_disabled(conf: WgQuickConf, peer: ConfPeer, disabled: bool) -> str:
+    lines = list(conf.lines)
+    for i in range(peer.start, peer.end):
+        if disabled and not lines[i].startswith(DISABLED):
+            lines[i] = DISABLED + lines[i]
+        elif not disabled and lines[i].startswith(DISABLED):
+            lines[i] = lines[i][len(DISABLED) :]
+    return "\n".join(lines) + "\n"
+
+
+def block_values(conf: WgQuickConf, peer: ConfPeer) -> dict[str, str]:
+    """Key → raw value of a peer block (PresharedKey included: rollback and enable need it)."""
+    out: dict[str, str] = {}
+    for raw in conf.lines[peer.start : peer.end]:
+        line = raw[len(DISABLED) :] if raw.startswith(DISABLED) else raw
+        key, sep, value = line.strip().partition("=")
+        if sep and not line.strip().startswith("#"):
+            out[key.strip().lower()] = value.split("#", 1)[0].strip()
     return out

@@ -592,3 +592,37 @@ def test_client_config_and_qr_text() -> None:
 def test_nix_snippet_escapes() -> None:
     snippet = nix_snippet("wg0", 'a"b ${x}', LAPTOP, "10.0.0.2/32")
     assert 'name = "a\\"b \\${x}";' in snippet and f'publicKey = "{LAPTOP}";' in snippet
+
+
+@given(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 -_.", min_size=1, max_size=20)
+    .map(str.strip)
+    .filter(bool),
+    st.binary(min_size=32, max_size=32),
+    st.booleans(),
+    st.integers(0, 255),
+)
+def test_a_written_peer_block_reads_back_property(
+    name: str, key_bytes: bytes, psk: bool, host: int
+) -> None:
+    """The block hlcon writes (lab.vpn.conf, beside the parser) reads back as what was written:
+    name, key, allowed IPs and the preshared key (rollback and enable read it back)."""
+    from lab.vpn import append_block as lab_append_block
+    from lab.vpn import block_values as lab_block_values
+    from lab.vpn import server_peer_block as lab_server_peer_block
+
+    key = base64.b64encode(key_bytes).decode()
+    allowed = f"10.9.0.{host}/32"
+    original = f"[Interface]\nAddress = 10.9.0.1/24\nPrivateKey = {SERVER_PRIVATE}\n"
+    block = lab_server_peer_block(name, key, PSK if psk else None, allowed)
+    conf = parse_wg_quick_conf(lab_append_block(original, block))
+    (peer,) = conf.peers
+    assert (peer.name, peer.public_key, peer.allowed_ips, peer.has_psk) == (
+        name,
+        key,
+        (allowed,),
+        psk,
+    )
+    values = lab_block_values(conf, peer)
+    assert values["publickey"] == key and values["allowedips"] == allowed
+    assert values.get("presharedkey") == (PSK if psk else None)

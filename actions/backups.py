@@ -47,6 +47,7 @@ from lab.backups import (
 )
 from lab.config import BackupConfig
 from lab.execute import Executor
+from lab.hosts import parse_df
 from lab.model import CheckRecord
 
 if TYPE_CHECKING:
@@ -123,12 +124,12 @@ def _parse_find(text: str) -> dict[str, tuple[str, int]]:
     return out
 
 
-def _parse_df_available(text: str) -> int:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    if len(lines) < 2:
+def _df_available(text: str) -> int:
+    """Free bytes of the filesystem `df -P -B1 PATH` names (lab.hosts.parse_df reads it)."""
+    filesystems = parse_df(text, block_size=1)
+    if not filesystems:
         raise ValueError(f"df: unexpected output {text[:80]!r}")
-    fields = lines[-1].split()
-    return int(fields[3])
+    return filesystems[-1].available
 
 
 async def _existing(executor: Executor, paths: Sequence[str]) -> dict[str, tuple[str, int]]:
@@ -178,7 +179,7 @@ async def probe_target(executor: Executor, target: str) -> TargetProbe:
         entries = 1 if found.stdout.strip() else 0
     writable = (await executor.run(["test", "-w", ancestor], timeout=15)).ok
     df = await executor.run(["df", "-P", "-B1", ancestor], timeout=15)
-    free = _parse_df_available(df.stdout) if df.ok else 0
+    free = _df_available(df.stdout) if df.ok else 0
     return TargetProbe(exists, entries, writable, free, ancestor)
 
 
@@ -433,7 +434,8 @@ class RestoreAction(RepoAction):
                 return
             if msg.type == "status":
                 done = msg.bytes_done or 0
-                eta = f", ETA {msg.seconds_remaining}s" if msg.seconds_remaining else ""
+                left = msg.seconds_remaining
+                eta = f", ETA {units.duration(left)}" if left else ""
                 of = units.size(msg.total_bytes or total)
                 progress(msg.fraction, f"{units.size(done)} of {of}{eta}")
 

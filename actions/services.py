@@ -26,22 +26,12 @@ from actions.base import (
 from actions.maintenance import canonical_host
 from actions.registry import register
 from lab.execute import Executor
+from lab.hosts import parse_unit_properties as parse_show
 from lab.hosts import unit_name
 
 PROPS = "Id,LoadState,ActiveState,SubState,MainPID,InvocationID"
 VERIFY_WITHIN = 30.0
 READ_TIMEOUT = 15.0
-
-
-def parse_show(text: str) -> dict[str, str]:
-    props: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            props[key] = value
-    if "ActiveState" not in props:
-        raise ValueError(f"no ActiveState in systemctl show output: {text[:80]!r}")
-    return props
 
 
 class ServiceAction(Action):

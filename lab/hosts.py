@@ -232,8 +232,9 @@ def cpu_percent(prev: CpuTimes | None, cur: CpuTimes) -> float | None:
     return min(100.0, 100.0 * busy / (cur.total - prev.total))
 
 
-def parse_df(text: str) -> list[Filesystem]:
-    """`df -PT -k` (GNU, with a Type column) or `df -P -k` (busybox, BSD) → filesystems.
+def parse_df(text: str, *, block_size: int = 1024) -> list[Filesystem]:
+    """`df -PT -k` (GNU, with a Type column) or `df -P -k` (busybox, BSD) → filesystems; with
+    `block_size=1`, `df -P -B1 PATH` (the restore's free-space probe, actions.backups).
 
     Mount points may hold spaces: they are everything after the Capacity column.
     """
@@ -255,7 +256,11 @@ def parse_df(text: str) -> list[Filesystem]:
         fstype = fields[cap - 4] if typed else ""
         device = " ".join(fields[: cap - (4 if typed else 3)])
         mount = line.split(fields[cap], 1)[1].strip()
-        out.append(Filesystem(mount, device, fstype, blocks * 1024, used * 1024, avail * 1024))
+        out.append(
+            Filesystem(
+                mount, device, fstype, blocks * block_size, used * block_size, avail * block_size
+            )
+        )
     return out
 
 
@@ -329,6 +334,31 @@ def parse_host_output(text: str) -> HostFacts:
 # ---------------------------------------------------------------- systemd and fail2ban
 
 
+def systemctl_show_blocks(text: str) -> list[dict[str, str]]:
+    """`systemctl show [-p PROPS] -- UNIT…` → one {property: value} per unit (blank-line-separated
+    blocks). The one parser of systemctl show: the hosts reader and the service actions' verify
+    (parse_unit_properties) both read through it."""
+    blocks: list[dict[str, str]] = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        props: dict[str, str] = {}
+        for line in block.splitlines():
+            name, sep, value = line.partition("=")
+            if not sep or not name.isidentifier():
+                raise ValueError(f"not systemctl show output: {line[:60]!r}")
+            props[name] = value
+        if props:
+            blocks.append(props)
+    return blocks
+
+
+def parse_unit_properties(text: str) -> dict[str, str]:
+    """`systemctl show -p … -- UNIT` of one unit → its properties (ValueError: no ActiveState)."""
+    blocks = systemctl_show_blocks(text)
+    if len(blocks) != 1 or "ActiveState" not in blocks[0]:
+        raise ValueError(f"no ActiveState in systemctl show output: {text[:80]!r}")
+    return blocks[0]
+
+
 def parse_systemctl_show(text: str, boot: datetime | None = None) -> tuple[Unit, ...]:
     """`systemctl show -p Id,Description,LoadState,ActiveState,SubState,MainPID,
     ActiveEnterTimestampMonotonic -- UNIT…`: one blank-line-separated block per unit.
@@ -338,15 +368,7 @@ def parse_systemctl_show(text: str, boot: datetime | None = None) -> tuple[Unit,
     as active="not-found".
     """
     units: list[Unit] = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        props: dict[str, str] = {}
-        for line in block.splitlines():
-            name, sep, value = line.partition("=")
-            if not sep or not name.isidentifier():
-                raise ValueError(f"not systemctl show output: {line[:60]!r}")
-            props[name] = value
-        if not props:
-            continue
+    for props in systemctl_show_blocks(text):
         if "Id" not in props or "ActiveState" not in props:
             raise ValueError("systemctl show block without Id or ActiveState")
         try:

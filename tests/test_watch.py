@@ -25,6 +25,7 @@ from actions.audit import Who
 from actions.maintenance import Maintenance
 from lab.config import Config, parse_config
 from lab.model import utcnow
+from lab.secrets import forget_cached
 from tests.testbed.acme import TestCA, make_cert
 from tests.testbed.alertmanager import Alertmanager, free_port
 from tests.testbed.prometheus import prometheus_server
@@ -113,6 +114,7 @@ domains = ["cert"]
 @pytest.fixture
 def receiver(notify_receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Receiver:
     notify_receiver.reset()
+    forget_cached()  # a secret is resolved once per process: each test sets its own URLs
     port = notify_receiver.port
     monkeypatch.setenv("HLCON_TEST_HOOK_URL", f"json://127.0.0.1:{port}/{HOOK_TOKEN}")
     monkeypatch.setenv("HLCON_TEST_NTFY_URL", f"ntfy://{NTFY_TOKEN}@127.0.0.1:{port}/homelab")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab.config import parse_config
+from lab.secrets import forget_cached
 from tests.test_watch import Shifted
 from tests.testbed.podman import IMAGE, NO_NETWORK, LabContainers, idle_command, podman
 from tests.testbed.receiver import Receiver
@@ -46,6 +47,7 @@ domains = ["containers"]
 @pytest.fixture
 def hook(notify_receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Receiver:
     notify_receiver.reset()
+    forget_cached()
     monkeypatch.setenv("HLCON_TEST_HOOK_URL", f"json://127.0.0.1:{notify_receiver.port}/hook")
     return notify_receiver
 

@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +35,7 @@ from lab.wiring import Lab
 from watch.channels import Channel, ChannelStatus, make_channel
 from watch.metrics import Metrics, Snapshot
 from watch.notify import Notice, Notifier, StateFile
-from watch.status import STATUS_FILE
+from watch.status import STATUS_FILE, write_status
 
 log = logging.getLogger("hlcon.watch")
 
@@ -242,12 +241,7 @@ class Watch:
         if text == self._status_text:
             return
         with contextlib.suppress(OSError):
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".watch-status.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump({**doc, "at": now.isoformat()}, f, indent=1)
-                f.write("\n")
-            os.replace(tmp, self.state_dir / STATUS_FILE)
+            write_status(self.state_dir / STATUS_FILE, {**doc, "at": now.isoformat()})
             self._status_text = text
 
     def deliver(self, notices: list[Notice]) -> None:

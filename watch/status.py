@@ -1,16 +1,18 @@
 """What a running `hlcon watch` says about its channels, for the other hlcon processes.
 
-The watch rewrites STATE_DIR/watch-status.json when a channel starts or stops failing. One
-reader per [[notify]] channel (domain "notify") reads it, so `hlcon status` and the console
-show a failing channel as a Fault — through the same store, findings and exit code as every
-other source — without talking to the watch. With no watch running, the reading says so and is
-no fault: nothing is claimed about a channel nobody is using.
+This module owns STATE_DIR/watch-status.json: the watch rewrites it (`write_status`) when a
+channel starts or stops failing. One reader per [[notify]] channel (domain "notify") reads it,
+so `hlcon status` and the console show a failing channel as a Fault — through the same store,
+findings and exit code as every other source — without talking to the watch. With no watch
+running, the reading says so and is no fault: nothing is claimed about a channel nobody uses.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +48,21 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def write_status(path: Path, doc: dict[str, Any]) -> None:
+    """Replace the status file atomically (temp file, rename): readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def read_status(path: Path) -> dict[str, Any] | None:

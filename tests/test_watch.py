@@ -452,6 +452,39 @@ hold = "1m"
         await watch.stop()
 
 
+async def test_alertmanager_gets_a_failed_action_as_its_own_alert(
+    tmp_path: Path, alertmanager: Alertmanager
+) -> None:
+    write_cert(tmp_path / "soon.pem", days=90)
+    channels = f'''
+[[notify]]
+name = "am"
+kind = "alertmanager"
+url = "{alertmanager.url}"
+'''
+    config = make_config(tmp_path, channels)
+    audit = audit_log_of(config)
+    watch = Watch(config)
+    await watch.start()
+    try:
+        await one_pass(watch)
+        for target in ("container:a", "container:b"):
+            audit.append(
+                "outcome",
+                who=Who.current(),
+                action="container.restart",
+                target=target,
+                ref=1,
+                result={"ok": False, "message": "verify failed"},
+            )
+        await one_pass(watch)
+        alerts = alertmanager.wait_alerts(2, rule="action-failed", action="container.restart")
+    finally:
+        await watch.stop()
+    assert sorted(a["labels"]["target"] for a in alerts) == ["container:a", "container:b"]
+    assert all(a["labels"]["severity"] == "critical" for a in alerts)
+
+
 # ---------------------------------------------------------------- Prometheus
 
 

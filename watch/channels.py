@@ -348,7 +348,8 @@ class AlertmanagerChannel(Channel):
             if notice.kind not in ("test", "action"):
                 return []  # maintenance-ended, digest: events for people, not alerts
             labels = {"alertname": "hlcon" if notice.kind == "action" else "hlcon_test",
-                      "severity": notice.severity.label, "rule": notice.kind}  # fmt: skip
+                      "severity": notice.severity.label, "rule": notice.kind,
+                      **(notice.payload or {})}  # fmt: skip
             return [{
                 "labels": labels,
                 "annotations": {"summary": notice.title, "description": notice.body},

@@ -372,10 +372,18 @@ class Notifier:
 
     # -- other notices ---------------------------------------------------------------------
 
-    def broadcast(self, kind: str, severity: Severity, title: str, body: str) -> list[Notice]:
-        """One notice to every channel that takes this severity (actions, faults, digest)."""
+    def broadcast(
+        self,
+        kind: str,
+        severity: Severity,
+        title: str,
+        body: str,
+        labels: dict[str, str] | None = None,
+    ) -> list[Notice]:
+        """One notice to every channel that takes this severity (actions, digest). `labels`
+        name it for Alertmanager (rule, target …)."""
         return [
-            Notice(c.name, kind, severity, title, body)
+            Notice(c.name, kind, severity, title, body, payload=labels)
             for c in self.config.notify
             if kind == "digest" or severity >= _severity_named(c.min_severity)
         ]

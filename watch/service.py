@@ -328,6 +328,7 @@ class AuditDuty:
                     f"An action was interrupted: {rec.action} on {rec.target} (intent seq "
                     f"{rec.seq}, {rec.time}) has no outcome; its process is gone.\n"
                     f"See: hlcon audit pending, then hlcon audit ack {rec.seq}",
+                    _action_labels("action-interrupted", rec),
                 )
             )
 
@@ -370,6 +371,7 @@ class AuditDuty:
                     f"[hlcon] action failed: {rec.action} {rec.target}",
                     f"{rec.action} on {rec.target} failed: {message}\nWhen: {rec.time}\n"
                     f"Who: {(rec.who or {}).get('user', '?')}\nSee: hlcon audit tail, or key 7",
+                    _action_labels("action-failed", rec),
                 )
             elif rec.phase == "rollback" and result.get("status") in ("done", "failed"):
                 done = result.get("status") == "done"
@@ -381,8 +383,14 @@ class AuditDuty:
                     f"{rec.action} on {rec.target}: rollback "
                     f"{'done' if done else 'failed: ' + str(result.get('message', ''))}\n"
                     f"When: {rec.time}\nSee: hlcon audit tail, or key 7",
+                    _action_labels("rollback-done" if done else "rollback-failed", rec),
                 )
         return out
+
+
+def _action_labels(rule: str, rec: Any) -> dict[str, str]:
+    """Alertmanager labels of an action notice: one alert per action record."""
+    return {"rule": rule, "action": str(rec.action), "target": str(rec.target), "seq": str(rec.seq)}
 
 
 class MetricsDuty:

@@ -4,6 +4,9 @@ Data flow: the poller (started on mount, on this loop) publishes to the store; t
 listener posts StoreChanged; the visible pane re-reads the store at most 4×/s, never while a
 modal covers it (Dolphie), and catches up when the modal closes. Ages tick once a second.
 
+Panes and screens ask by message (tui/messages.py: LaunchAction, JumpToFinding) and read through
+`console_app(node).ctx`; they never call the app.
+
 Actions: `launch(action)` → runner.prepare (Refused → a notification with the reason) →
 ConfirmModal(plan) → runner.run with an ActionProgress bar → a notification of the outcome (and
 rollback); Esc → runner.cancel. Nothing else in the TUI changes the lab.
@@ -13,39 +16,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import ContentSwitcher, Footer
 from textual.worker import Worker
 
 from lab.model import Finding, Key
 from tui import interrupt
-from tui.context import ConsoleContext
-from tui.driver import QuietLinuxDriver
+from tui.context import ConsoleApp, ConsoleContext
+from tui.messages import JumpToFinding, LaunchAction
 from tui.panes import PANES, Pane, pane_class
 from tui.panes.placeholder import PlaceholderPane
 from tui.screens.confirm import ConfirmModal
 from tui.screens.help import HelpScreen, collect_bindings
+from tui.screens.wizard import WizardScreen
+from tui.textual_private import QuietLinuxDriver
 from tui.widgets.panebar import PaneBar
 from tui.widgets.progress import ActionProgress
 
 if TYPE_CHECKING:
     from actions.base import Action
+    from actions.runner import RunResult
 
 REFRESH_MIN_INTERVAL = 0.25  # panes re-render at most 4×/s however fast readings arrive
 EXIT_AFTER_FIRST_FRAME = "HLCON_EXIT_AFTER_FIRST_FRAME"  # bench/startup.py: exit once painted
@@ -65,8 +71,14 @@ class ConsoleScreen(Screen[None]):
 
     AUTO_FOCUS = None  # show_pane focuses the visible pane; never a hidden pane's widget
 
+    @property
+    def hlcon_app(self) -> HlconApp:
+        app = self.app
+        assert isinstance(app, HlconApp)
+        return app
+
     def compose(self) -> ComposeResult:
-        app: HlconApp = self.app  # type: ignore[assignment]
+        app = self.hlcon_app
         yield PaneBar([(n, PANES[n][1]) for n in sorted(PANES)], read_only=app.ctx.read_only)
         app.panes = {pane.NUMBER: pane for pane in app.build_panes()}
         initial = app.panes[app.initial_pane]
@@ -77,7 +89,7 @@ class ConsoleScreen(Screen[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        app: HlconApp = self.app  # type: ignore[assignment]
+        app = self.hlcon_app
         await app.show_pane(app.initial_pane)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -86,11 +98,10 @@ class ConsoleScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         # A modal closed: catch up on what changed underneath it.
-        app: HlconApp = self.app  # type: ignore[assignment]
-        app.flush_store_changes(force=True)
+        self.hlcon_app.flush_store_changes(force=True)
 
 
-class HlconApp(App[None]):
+class HlconApp(ConsoleApp):
     TITLE = "hlcon"
     CSS_PATH = str(Path(__file__).with_name("hlcon.tcss"))  # absolute: subclasses live elsewhere
     ENABLE_COMMAND_PALETTE = True
@@ -114,8 +125,10 @@ class HlconApp(App[None]):
         self.current_pane = initial_pane
         self._dirty: set[Key] = set()
         self._last_flush = 0.0
-        self._flush_timer: Any = None
-        self._unsubscribe: Any = None
+        self._flush_timer: Timer | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._signals: contextlib.ExitStack | None = None  # set on mount
+        self._terminating = False
         self._bad_theme: str | None = None
         if ctx.config.console.theme in self.available_themes:
             self.theme = ctx.config.console.theme
@@ -123,8 +136,8 @@ class HlconApp(App[None]):
             self._bad_theme = ctx.config.console.theme
 
     def get_driver_class(self) -> type[Driver]:
-        # On Linux, a driver whose input thread sleeps until a key arrives (tui/driver.py);
-        # TEXTUAL_DRIVER still picks another, as Textual documents.
+        # On Linux, a driver whose input thread sleeps until a key arrives
+        # (tui/textual_private.py); TEXTUAL_DRIVER still picks another, as Textual documents.
         default = super().get_driver_class()
         if default is LinuxDriver:
             return QuietLinuxDriver
@@ -175,11 +188,11 @@ class HlconApp(App[None]):
     async def action_show_pane(self, number: int) -> None:
         await self.show_pane(number)
 
-    def jump_to(self, finding: Finding) -> None:
-        """The overview's Enter: show the pane the finding is about, on its row if it has one."""
-        self.call_later(self._jump_to, finding)
+    async def on_jump_to_finding(self, message: JumpToFinding) -> None:
+        await self.jump_to(message.finding)
 
-    async def _jump_to(self, finding: Finding) -> None:
+    async def jump_to(self, finding: Finding) -> None:
+        """Show the pane `finding` is about, on its row if it has one."""
         for number, pane in sorted(self.panes.items()):
             if finding.key[0] in pane.DOMAINS:
                 await self.show_pane(number)
@@ -201,7 +214,6 @@ class HlconApp(App[None]):
                 detach_on_hangup=not self.is_headless,  # a test's stdio is not the console's
             )
         )
-        self._terminating = False
         self._unsubscribe = self.ctx.store.subscribe(self._store_listener)
         self.set_interval(1.0, self._tick)
         if self.ctx.poller is not None:
@@ -227,8 +239,8 @@ class HlconApp(App[None]):
             return  # already ending: the rollbacks are shielded, a second signal waits too
         self._terminating = True
         why = interrupt.describe(sig)
-        stop = getattr(self.ctx.runner, "interrupt", None)
-        runs: list[asyncio.Task[Any]] = stop(why) if callable(stop) else []
+        runner = self.ctx.runner
+        runs = runner.interrupt(why) if runner is not None else []
         self.notify(f"{why}: ending the running action first" if runs else why, timeout=10)
         self.run_worker(self._exit_after(runs, 128 + int(sig)), group="terminate")
 
@@ -239,9 +251,8 @@ class HlconApp(App[None]):
         self.exit(return_code=code)
 
     async def on_unmount(self) -> None:
-        signals = getattr(self, "_signals", None)
-        if signals is not None:
-            signals.close()  # the handlers from before are back
+        if self._signals is not None:
+            self._signals.close()  # the handlers from before are back
         if self._unsubscribe is not None:
             self._unsubscribe()
         if self.ctx.poller is not None:
@@ -320,9 +331,8 @@ class HlconApp(App[None]):
 
     def action_help(self) -> None:
         entries = collect_bindings(self, self.screen)
-        wizard = getattr(self.screen, "HELP_NAME", None)  # a wizard's keys, not the pane's
-        if wizard is not None:
-            title = str(wizard).capitalize()
+        if isinstance(self.screen, WizardScreen):  # a wizard's keys, not the pane's
+            title = self.screen.HELP_NAME.capitalize()
         else:
             pane = self.pane()
             title = f"{pane.NUMBER} {pane.TITLE}"
@@ -350,12 +360,15 @@ class HlconApp(App[None]):
 
     # ------------------------------------------------------------ actions
 
-    def launch(self, action: Action) -> Worker[Any]:
+    def on_launch_action(self, message: LaunchAction) -> None:
+        self.launch(message.action)
+
+    def launch(self, action: Action) -> Worker[RunResult | None]:
         """Plan, confirm, run and report `action` through the runner (never directly)."""
         return self._launch(action)
 
     @work(group="actions", exit_on_error=False)
-    async def _launch(self, action: Action) -> Any:
+    async def _launch(self, action: Action) -> RunResult | None:
         runner = self.ctx.runner
         if runner is None:
             self.notify("actions are unavailable in this session (no runner)", severity="error")
@@ -383,9 +396,7 @@ class HlconApp(App[None]):
         plan = prepared.plan
         answer = await self.push_screen_wait(ConfirmModal(plan))
         if answer is None:
-            cancelled = runner.cancel(prepared)
-            if inspect.isawaitable(cancelled):
-                await cancelled
+            runner.cancel(prepared)
             self.notify(f"cancelled: {plan.summary}", timeout=4)
             self._after_action()
             return None
@@ -407,7 +418,7 @@ class HlconApp(App[None]):
         self._report(plan.summary, result)
         return result
 
-    def _progress_sink(self, progress: ActionProgress) -> Any:
+    def _progress_sink(self, progress: ActionProgress) -> Callable[[float | None, str], None]:
         def sink(fraction: float | None, message: str) -> None:
             if threading.get_ident() == self._thread_id:
                 progress.report(fraction, message)
@@ -416,17 +427,16 @@ class HlconApp(App[None]):
 
         return sink
 
-    def _report(self, summary: str, result: Any) -> None:
-        outcome = getattr(result, "outcome", None)
-        message = getattr(outcome, "message", "") if outcome is not None else ""
-        rollback = getattr(result, "rollback", None)
-        if getattr(result, "ok", False):
+    def _report(self, summary: str, result: RunResult) -> None:
+        message = result.outcome.message
+        if result.ok:
             self.notify(f"{summary}: {message}", title="Done", timeout=6)
             return
         text = f"{summary}: {message or 'failed'}"
+        rollback = result.rollback
         if rollback is not None:
-            state = "rolled back" if getattr(rollback, "ok", False) else "ROLLBACK FAILED"
-            text += f"\n{state}: {getattr(rollback, 'message', '')}"
+            state = "rolled back" if rollback.ok else "ROLLBACK FAILED"
+            text += f"\n{state}: {rollback.message}"
         text += "\nthe record: pane 7 Audit"
         self.notify(text, title="Action failed", severity="error", timeout=FAILURE_TOAST_SECONDS)
 

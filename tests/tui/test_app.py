@@ -39,10 +39,11 @@ from tui.commands.console import run_console
 from tui.context import ConsoleContext
 from tui.panes import PANES, Pane, Row, TablePane, pane_class
 from tui.panes.audit import AuditPane
-from tui.panes.hosts import HostDetail, HostsPane
+from tui.panes.hosts import HostsPane
 from tui.panes.placeholder import PlaceholderPane
 from tui.screens.confirm import ConfirmModal
 from tui.screens.help import HelpScreen
+from tui.screens.host_detail import HostDetailScreen
 
 SIZE = (80, 24)
 
@@ -209,7 +210,7 @@ async def test_modal_pauses_rendering_and_catches_up() -> None:
         pane = app.pane()
         assert isinstance(pane, TablePane)
         await pilot.press("enter")  # host detail, a modal
-        assert isinstance(app.screen, HostDetail)
+        assert isinstance(app.screen, HostDetailScreen)
         ctx.store.publish(("host", "zeta"), host_state("zeta"))
         await pilot.pause(0.6)  # longer than the refresh interval
         assert "zeta" not in [r.id for r in pane.filtered_rows()]

@@ -24,6 +24,7 @@ from tui.app import HlconApp
 from tui.context import ConsoleContext
 from tui.panes.base import cell_text
 from tui.panes.vpn import VpnPane
+from tui.screens.help import HelpScreen
 from tui.screens.peer_add import PeerAddScreen
 
 pytestmark = pytest.mark.testbed
@@ -323,3 +324,26 @@ async def test_one_interface_on_two_hosts_sharing_peers(
             assert app.is_running
     finally:
         await lab.close()
+
+
+async def test_help_in_the_wizard_lists_its_keys_first(
+    wg_testbed: WgTestbed, tmp_path: Path
+) -> None:
+    app, runner, _ = console(wg_testbed, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "laptop" in pane_rows(app), "the pane shows the laptop")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, PeerAddScreen), "wizard open")
+        wizard = app.screen
+        assert isinstance(wizard, PeerAddScreen)
+        await pilot.press(*"tablet", "enter")
+        await wait_for(pilot, lambda: wizard.step == "address", "the address step")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
+        await pilot.press("question_mark")  # no field has focus on the plan: the key is ours
+        assert isinstance(app.screen, HelpScreen)
+        assert app.screen.title_text == "Peer-add wizard"
+        assert app.screen.entries[0][0] == "peer-add wizard", app.screen.entries
+        assert ("peer-add wizard", "Back / cancel") in [(e[0], e[2]) for e in app.screen.entries]
+        await pilot.press("escape", "escape", "escape")  # help, the plan (cancelled), the address
+    assert [r.phase for r in runner.audit.records()] == ["planned", "cancelled"]

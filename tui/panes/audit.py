@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.panes.base import HEADER_AGE_STEP, Row, TablePane, ago, update_static
+from tui.screens.detail import DetailModal
 
 TAIL = 500  # records shown; `hlcon audit` reads the whole log
 
@@ -97,17 +98,8 @@ class AckModal(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class RecordDetail(ModalScreen[None]):
+class RecordDetail(DetailModal):
     """Enter on an audit row: the whole record, as the log holds it."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
-
-    DEFAULT_CSS = """
-    RecordDetail { align: center middle; }
-    RecordDetail > VerticalScroll {
-        width: 95%; height: 90%; border: thick $accent; background: $surface; padding: 0 1;
-    }
-    """
 
     def __init__(self, record: Any) -> None:
         super().__init__()
@@ -115,11 +107,8 @@ class RecordDetail(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         data = self.record.to_json() if hasattr(self.record, "to_json") else vars(self.record)
-        with VerticalScroll():
+        with VerticalScroll(classes="frame"):
             yield Static(JSON.from_data(data, indent=2))
-
-    def action_close(self) -> None:
-        self.dismiss(None)
 
 
 class AuditPane(TablePane):

@@ -42,7 +42,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import zip_longest
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.cells import cell_len
@@ -51,22 +50,20 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.render import measure
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
-from textual.widgets._data_table import default_cell_formatter
-from textual.widgets.data_table import ColumnKey, DuplicateKey, RowKey
-from textual.widgets.data_table import Row as TableRow
+from textual.widgets.data_table import ColumnKey
 
 from lab.config import Config
 from lab.health import ago as ago  # the panes import it from here
 from lab.health import fault_age
 from lab.store import Entry
-from tui.widgets.table import CursorTable
+from tui.context import ConsoleContext, console_app
+from tui.messages import LaunchAction
+from tui.textual_private import RowTable
 
 if TYPE_CHECKING:
     from actions.base import Action
-    from tui.context import ConsoleContext
 
 # The header is redrawn every second, and any change repaints every widget of the pane (Textual
 # re-renders each widget whose clip overlaps the dirty region): its ages move in 5 s steps.
@@ -203,8 +200,7 @@ class Pane(Widget):
 
     @property
     def ctx(self) -> ConsoleContext:
-        ctx: ConsoleContext = self.app.ctx  # type: ignore[attr-defined]
-        return ctx
+        return console_app(self).ctx
 
     def now(self) -> datetime:
         return self.ctx.clock()
@@ -305,100 +301,6 @@ class Pane(Widget):
             return
         header.update(text, layout=shape != self._header_shape)
         self._header_text, self._header_shape = text, shape
-
-
-class RowTable(CursorTable):
-    """A DataTable that, for new one-line rows, measures only its auto-width columns.
-
-    Textual measures every cell of every new row to size columns, fixed-width ones included;
-    with 2,000 rows re-added per `/` keystroke that was most of the keystroke's cost
-    (bench/filter_latency.py). Rows of auto height or with labels take Textual's own path."""
-
-    _widths: dict[int, tuple[object, int, int]]
-
-    _made: dict[str, tuple[object, object, RowKey, dict[Any, Any], TableRow]]
-    _columns: tuple[tuple[int, ...], object] = ((), object())
-
-    def _columns_id(self, columns: list[Any]) -> object:
-        """One object per column set: made rows are reused only under the same columns."""
-        ids = tuple(id(c) for c in columns)
-        if ids != self._columns[0]:
-            self._columns = (ids, object())
-        return self._columns[1]
-
-    def on_mount(self) -> None:
-        self._widths = {}
-        self._made = {}
-
-    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
-        keys = [k for k in new_rows if k in self.rows]
-        if any(self.rows[k].auto_height or self.rows[k].label is not None for k in keys):
-            super()._update_dimensions(keys)
-            return
-        console = self.app.console
-        auto = [c for c in self.ordered_columns if c.auto_width]
-        # The same cell objects come back on every keystroke (the pane's rows change only with
-        # the store): measure each once. Keyed by id, holding the cell so the id stays its own.
-        widths = self._widths
-        if len(widths) > 4 * len(self.rows) + 1000:
-            widths.clear()
-        for key in keys:
-            data = self._data[key]
-            height = self.rows[key].height
-            for column in auto:
-                value = data[column.key]
-                known = widths.get(id(value))
-                if known is not None and known[0] is value and known[1] == height:
-                    width = known[2]
-                else:
-                    cell = default_cell_formatter(value, wrap=height != 1, height=height)
-                    width = measure(console, cell, 1)
-                    widths[id(value)] = (value, height, width)
-                column.content_width = max(column.content_width, width)
-        super()._update_dimensions(())  # the virtual size, from the widths just found
-
-    def add_rows_at_once(
-        self, rows: Iterable[tuple[str, Sequence[RenderableType]]], *, height: int | None = 1
-    ) -> None:
-        """`add_row(*cells, key=key, height=height)` for each (key, cells), in one go.
-
-        DataTable.add_row re-sorts the columns and re-validates the cursor for every row; for
-        2,000 rows that alone cost ~40 ms a keystroke. This is the same bookkeeping
-        (textual 8.2.8, pinned), with the per-table parts done once at the end."""
-        columns = self.ordered_columns
-        columns_id = self._columns_id(columns)
-        was_empty = self.row_count == 0
-        # A row shown again with the same cells (the filter widened) reuses its key, cell dict
-        # and Row: 2,000 fresh ones per keystroke made the cyclic GC's full collections (≈100 ms
-        # each) run every few keystrokes. Only one-line rows: Textual sets an auto row's height.
-        old, self._made = self._made, {}
-        for key, cells in rows:
-            made = old.get(key) if height == 1 else None
-            if made is not None and made[0] is cells and made[1] is columns_id:
-                _, _, row_key, data, row = made
-            else:
-                row_key = RowKey(key)
-                if len(cells) > len(columns):
-                    raise ValueError("More values provided than there are columns.")
-                data = {column.key: cell for column, cell in zip_longest(columns, cells)}
-                row = TableRow(row_key, height or 0, None, height is None)
-            if row_key in self._row_locations:
-                raise DuplicateKey(f"The row key {row_key!r} already exists.")
-            self._row_locations[row_key] = len(self.rows)
-            self._data[row_key] = data
-            self.rows[row_key] = row
-            self._new_rows.add(row_key)
-            self._made[key] = (cells, columns_id, row_key, data, row)
-        for key, made in old.items():  # rows filtered out now are kept for when they return
-            if key not in self._made and len(self._made) < 2 * len(old) + 1000:
-                self._made[key] = made
-        self._require_update_dimensions = True
-        self.cursor_coordinate = self.cursor_coordinate
-        visible_cursor = self.show_cursor and self.cursor_type != "none"
-        if was_empty and self.row_count and columns and visible_cursor:
-            self._highlight_cursor()
-        self._update_count += 1
-        self.check_idle()
 
 
 class TablePane(Pane):
@@ -769,4 +671,4 @@ class TablePane(Pane):
         if action is None:
             self.notify(f"cannot {verb} {row.id}", severity="warning", markup=False)
             return
-        self.app.launch(action)  # type: ignore[attr-defined]
+        self.post_message(LaunchAction(action))

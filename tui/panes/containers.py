@@ -24,6 +24,7 @@ from actions.containers import (
 from lab.config import Config
 from lab.model import Container, ContainerEndpointState
 from tui.format import bytes_h
+from tui.messages import LaunchAction
 from tui.panes.base import Row, TablePane, ago
 from tui.screens.detail import TextDetail, fields_text
 
@@ -216,4 +217,4 @@ class ContainersPane(TablePane):
         if isinstance(action, str):
             self.notify(action, severity="warning", markup=False)
             return
-        self.app.launch(action)  # type: ignore[attr-defined]
+        self.post_message(LaunchAction(action))

@@ -23,6 +23,7 @@ from lab.model import (
     WgInterface,
 )
 from lab.store import Entry, Store
+from tui.messages import JumpToFinding
 from tui.panes.base import Row, TablePane, ago, update_static
 
 SEVERITY_STYLE = {
@@ -259,4 +260,4 @@ class OverviewPane(TablePane):
 
     def open_detail(self, row: Row) -> None:
         finding: Finding = row.data
-        self.app.jump_to(finding)  # type: ignore[attr-defined]
+        self.post_message(JumpToFinding(finding))

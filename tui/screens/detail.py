@@ -1,4 +1,6 @@
-"""Enter on a row: the whole reading as text, scrollable. Esc, q or Enter closes it.
+"""Enter on a row: a modal over the pane. DetailModal is the frame every detail shares (centred,
+a thick accent border, Esc, q or Enter closes it); TextDetail is the whole reading as text,
+scrollable.
 
 Panes subclass TextDetail only to give their detail a name (tests and CSS can tell them apart).
 """
@@ -27,14 +29,25 @@ def fields_text(fields: Iterable[tuple[str, str]], text: Text | None = None) -> 
     return text
 
 
-class TextDetail(ModalScreen[None]):
+class DetailModal(ModalScreen[None]):
+    """A detail over the pane: compose one container with class "frame"; a subclass changes
+    only what differs (its size, its close keys)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
     DEFAULT_CSS = """
-    TextDetail { align: center middle; }
-    TextDetail > VerticalScroll {
-        width: 95%; height: auto; max-height: 90%; border: thick $accent;
-        background: $surface; padding: 0 1;
+    DetailModal { align: center middle; }
+    DetailModal > .frame {
+        width: 95%; height: 90%; border: thick $accent; background: $surface; padding: 0 1;
     }
+    """
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class TextDetail(DetailModal):
+    DEFAULT_CSS = """
+    TextDetail > .frame { height: auto; max-height: 90%; }
     """
 
     def __init__(self, text: Text) -> None:
@@ -42,8 +55,5 @@ class TextDetail(ModalScreen[None]):
         self.text = text
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="detail"):
+        with VerticalScroll(classes="detail frame"):
             yield Static(self.text)
-
-    def action_close(self) -> None:
-        self.dismiss(None)

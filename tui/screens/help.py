@@ -13,6 +13,8 @@ from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Static
 
+from tui.screens.wizard import WizardScreen
+from tui.textual_private import binding_chain
 from tui.widgets.table import CursorTable
 
 HelpEntry = tuple[str, str, str]  # (where, key, description)
@@ -29,8 +31,10 @@ def _where(node: DOMNode) -> str:
         return "table"
     if isinstance(node, Input):
         return "input"
+    if isinstance(node, WizardScreen):
+        return node.HELP_NAME
     if isinstance(node, Screen):
-        return str(getattr(node, "HELP_NAME", "screen"))
+        return "screen"
     return type(node).__name__
 
 
@@ -39,8 +43,8 @@ def collect_bindings(app: App[Any], screen: Screen[Any]) -> list[HelpEntry]:
     focused widget's and the screen's."""
     out: list[HelpEntry] = []
     seen: set[tuple[str, str]] = set()
-    # Screen._binding_chain is the chain Textual itself dispatches keys along.
-    for node, bindings in screen._binding_chain:
+    # The chain Textual itself dispatches keys along.
+    for node, bindings in binding_chain(screen):
         where = _where(node)
         for key, group in bindings.key_to_bindings.items():
             for binding in group:
@@ -53,7 +57,7 @@ def collect_bindings(app: App[Any], screen: Screen[Any]) -> list[HelpEntry]:
                 seen.add((where, key))
                 out.append((where, shown, label))
     # What this pane (or this wizard) and the app do first; cursor movement and focus keys last.
-    wizard = getattr(screen, "HELP_NAME", None)
+    wizard = screen.HELP_NAME if isinstance(screen, WizardScreen) else None
     order = {"pane": 0, "app": 1}
 
     def rank(entry: HelpEntry) -> int:

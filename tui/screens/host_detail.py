@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import work
@@ -23,9 +23,14 @@ from textual.widgets import DataTable, RichLog, Static
 from lab.hosts import journal_follow, journal_tail
 from lab.model import HostState, Unit
 from lab.store import Entry
+from tui.context import console_app
 from tui.format import bytes_h, duration_h
-from tui.panes.hosts import HostDetail
+from tui.messages import LaunchAction
+from tui.screens.detail import DetailModal
 from tui.widgets.table import CursorTable  # Home/End move the row cursor
+
+if TYPE_CHECKING:
+    from lab.wiring import Lab
 
 JOURNAL_LINES = 200
 
@@ -40,8 +45,8 @@ def unit_rows(state: HostState) -> list[tuple[str, Unit | None]]:
     return rows
 
 
-class HostDetailScreen(HostDetail):
-    """Replaces the hosts pane's plain HostDetail (a subclass, so it is still one)."""
+class HostDetailScreen(DetailModal):
+    """Enter on a host (pane 2): units, fail2ban jails, filesystems, the journal."""
 
     inherit_bindings = False
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -58,10 +63,7 @@ class HostDetailScreen(HostDetail):
     ]
 
     DEFAULT_CSS = """
-    HostDetailScreen { align: center middle; }
-    HostDetailScreen > #host-detail {
-        width: 98%; height: 96%; border: thick $accent; background: $surface; padding: 0 1;
-    }
+    HostDetailScreen > #host-detail { width: 98%; height: 96%; }
     HostDetailScreen #tables { height: 2fr; }
     HostDetailScreen #units { width: 3fr; }
     HostDetailScreen #side { width: 2fr; }
@@ -71,7 +73,8 @@ class HostDetailScreen(HostDetail):
     """
 
     def __init__(self, entry: Entry) -> None:
-        super().__init__(entry)
+        super().__init__()
+        self.entry = entry
         self.host = entry.key[1]
         self.journal_unit: str | None = None
         self.following = False
@@ -80,7 +83,7 @@ class HostDetailScreen(HostDetail):
 
     def compose(self) -> ComposeResult:
         state = self.entry.reading
-        with Vertical(id="host-detail"):
+        with Vertical(id="host-detail", classes="frame"):
             yield Static(self._header(), id="header")
             if isinstance(state, HostState):
                 with Horizontal(id="tables"):
@@ -157,8 +160,8 @@ class HostDetailScreen(HostDetail):
                 return str(key.value)
         return None
 
-    def _lab(self) -> Any:
-        return getattr(getattr(self.app, "ctx", None), "lab", None)
+    def _lab(self) -> Lab | None:
+        return console_app(self).ctx.lab
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -226,16 +229,13 @@ class HostDetailScreen(HostDetail):
         except ValueError as exc:
             self.notify(str(exc), severity="error")
             return
-        launch = getattr(self.app, "launch", None)
-        if launch is not None:
-            launch(action)
+        self.post_message(LaunchAction(action))
 
     def action_trust(self) -> None:
         lab = self._lab()
-        launch = getattr(self.app, "launch", None)
-        if lab is None or launch is None:
+        if lab is None:
             return
         from actions.base import Target
         from actions.registry import build
 
-        launch(build("trust", Target("host", self.host), lab, {}))
+        self.post_message(LaunchAction(build("trust", Target("host", self.host), lab, {})))

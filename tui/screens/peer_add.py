@@ -25,12 +25,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from actions.base import Target
 from actions.vpn import PeerAdd, save_client_config
 from tui.screens.confirm import plan_text
+from tui.screens.wizard import WizardScreen
 
 STEPS = ("name", "address", "plan", "running", "done", "failed")
 # Rows the done step needs besides the code: title, hint and footer.
@@ -62,7 +62,10 @@ def qr_size(qr: str) -> tuple[int, int]:
     return max((len(ln) for ln in lines), default=0), len(lines)
 
 
-class PeerAddScreen(Screen[Any]):
+class PeerAddScreen(WizardScreen[Any]):
+    HELP_NAME = "peer-add wizard"
+    FIRST_STEP = "name"
+    FOCUS: ClassVar[dict[str, str]] = {"name": "#name", "address": "#address"}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back / cancel"),
         Binding("enter", "confirm", "Confirm", show=False),
@@ -74,10 +77,10 @@ class PeerAddScreen(Screen[Any]):
     PeerAddScreen #title { text-style: bold; }
     PeerAddScreen #error { color: $error; display: none; }
     PeerAddScreen #error.-shown { display: block; }
-    PeerAddScreen .step { display: none; height: auto; }
-    PeerAddScreen .step.-active { display: block; }
+    PeerAddScreen #steps { height: 1fr; }
+    PeerAddScreen .step { height: auto; }
     PeerAddScreen #plan-body, PeerAddScreen #done-body { height: 1fr; }
-    PeerAddScreen #step-plan.-active, PeerAddScreen #step-done.-active { height: 1fr; }
+    PeerAddScreen #step-plan, PeerAddScreen #step-done { height: 1fr; }
     PeerAddScreen #save-path { display: none; }
     PeerAddScreen #save-path.-shown { display: block; }
     PeerAddScreen #qr { width: auto; }
@@ -86,7 +89,6 @@ class PeerAddScreen(Screen[Any]):
     def __init__(self, target: Target) -> None:
         super().__init__()
         self.target = target
-        self.step = "name"
         self.prepared: Any = None
         self.result: Any = None
         self.saved: Path | None = None
@@ -100,44 +102,38 @@ class PeerAddScreen(Screen[Any]):
         with Vertical(id="wizard"):
             yield Static(f"Add a WireGuard peer to {self.target}", id="title")
             yield Static(id="error")
-            with Vertical(id="step-name", classes="step -active"):
-                yield Static("1/4  Name of the new device (Enter: next · Esc: leave)")
-                yield Input(placeholder="e.g. phone-anna", id="name")
-            with Vertical(id="step-address", classes="step"):
-                yield Static(
-                    "2/4  Its address — the next free one; edit it if you like "
-                    "(Enter: review · Esc: back to the name)",
-                    id="address-hint",
-                )
-                yield Input(placeholder="e.g. 10.100.0.7", id="address")
-            with Vertical(id="step-plan", classes="step"):
-                yield Static(
-                    "3/4  Review — Enter: apply · Esc: back to the address", id="plan-hint"
-                )
-                with VerticalScroll(id="plan-body"):
-                    yield Static(id="plan")
-            with Vertical(id="step-running", classes="step"):
-                yield Static("applying …", id="running")
-            with Vertical(id="step-done", classes="step"):
-                yield Static(DONE_HINT, id="done-hint")
-                with VerticalScroll(id="done-body"):
-                    yield Static(id="qr")
-                    yield Static(id="client")
-                yield Input(id="save-path")
+            with self.steps():
+                with Vertical(id="step-name", classes="step"):
+                    yield Static("1/4  Name of the new device (Enter: next · Esc: leave)")
+                    yield Input(placeholder="e.g. phone-anna", id="name")
+                with Vertical(id="step-address", classes="step"):
+                    yield Static(
+                        "2/4  Its address — the next free one; edit it if you like "
+                        "(Enter: review · Esc: back to the name)",
+                        id="address-hint",
+                    )
+                    yield Input(placeholder="e.g. 10.100.0.7", id="address")
+                with Vertical(id="step-plan", classes="step"):
+                    yield Static(
+                        "3/4  Review — Enter: apply · Esc: back to the address", id="plan-hint"
+                    )
+                    with VerticalScroll(id="plan-body"):
+                        yield Static(id="plan")
+                with Vertical(id="step-running", classes="step"):
+                    yield Static("applying …", id="running")
+                with Vertical(id="step-done", classes="step"):
+                    yield Static(DONE_HINT, id="done-hint")
+                    with VerticalScroll(id="done-body"):
+                        yield Static(id="qr")
+                        yield Static(id="client")
+                    yield Input(id="save-path")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
 
-    def show_step(self, step: str) -> None:
-        self.step = step
-        for name in ("name", "address", "plan", "running", "done"):
-            shown = name == step or (name == "done" and step == "failed")
-            self.query_one(f"#step-{name}").set_class(shown, "-active")
-        if step in ("name", "address"):
-            self.query_one(f"#{step}", Input).focus()
-        else:
-            self.set_focus(None)
+    def step_shown(self, step: str) -> str:
+        return "done" if step == "failed" else step  # the done page says why it failed
 
     def error(self, text: str | None) -> None:
         box = self.query_one("#error", Static)
@@ -156,7 +152,7 @@ class PeerAddScreen(Screen[Any]):
         """Plan the peer (the address: None for the next free one) and show the next step."""
         from actions.runner import Refused
 
-        ctx = self.app.ctx  # type: ignore[attr-defined]
+        ctx = self.ctx
         if ctx.runner is None or ctx.lab is None:
             self.error("actions are unavailable in this session (no runner)")
             return
@@ -213,7 +209,7 @@ class PeerAddScreen(Screen[Any]):
 
     @work(group="peer-add", exclusive=True, exit_on_error=False)
     async def run_it(self) -> None:
-        ctx = self.app.ctx  # type: ignore[attr-defined]
+        ctx = self.ctx
         self.show_step("running")
         running = self.query_one("#running", Static)
 
@@ -221,7 +217,7 @@ class PeerAddScreen(Screen[Any]):
             running.update(f"applying … {message}")
 
         try:
-            self.result = await ctx.runner.run(self.prepared, "yes", progress)
+            self.result = await ctx.acting()[1].run(self.prepared, "yes", progress)
         except Exception as exc:  # Refused (policy changed meanwhile) or worse
             self.error(str(exc))
             self.prepared = None
@@ -316,7 +312,7 @@ class PeerAddScreen(Screen[Any]):
             self.show_step("address")
         elif self.step == "address":
             if self.prepared is not None:
-                self.app.ctx.runner.cancel(self.prepared)  # type: ignore[attr-defined]
+                self.ctx.acting()[1].cancel(self.prepared)
                 self.prepared = None
             self.error(None)
             self.show_step("name")

@@ -18,10 +18,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.message import Message
 from textual.widgets import (
     Checkbox,
-    ContentSwitcher,
     DataTable,
     Footer,
     Input,
@@ -40,6 +39,7 @@ from lab.backups import Restic, TreeNode, children, find_backup
 from lab.model import RepoState, Snapshot
 from tui.format import bytes_h
 from tui.screens.confirm import plan_text
+from tui.screens.wizard import WizardScreen
 from tui.widgets.table import CursorTable
 
 SHORT_OF_SPACE = 0.9  # the preview warns when the restore needs this share of the free space
@@ -77,14 +77,29 @@ class SelectTree(Tree[TreeNode | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("space", "toggle_select", "Select")]
 
+    class Toggle(Message):
+        """Space on a node: put it in the selection, or take it out."""
+
+        def __init__(self, node: UINode[TreeNode | None]) -> None:
+            super().__init__()
+            self.node = node
+
     def action_toggle_select(self) -> None:
         node = self.cursor_node
         if node is not None and node.data is not None:
-            self.screen.toggle(node)  # type: ignore[attr-defined]
+            self.post_message(self.Toggle(node))
 
 
-class RestoreScreen(Screen[None]):
-    HELP_NAME = "restore wizard"  # `?` lists these keys first, under this name
+class RestoreScreen(WizardScreen[None]):
+    HELP_NAME = "restore wizard"
+    FIRST_STEP = "repo"
+    FOCUS: ClassVar[dict[str, str]] = {
+        "repo": "#step-repo",
+        "snapshot": "#snap-table",
+        "browse": "#tree",
+        "target": "#target-path",
+        "preview": "#answer",
+    }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back / cancel"),
         Binding("n", "next", "Next"),
@@ -107,23 +122,18 @@ class RestoreScreen(Screen[None]):
         self.start_snapshot = snapshot  # the snapshot selected in the pane: start there
         self.snapshot: Snapshot | None = None
         self.selected: set[str] = set()
-        self.step = "repo"
         self.prepared: Any = None
         self.action_obj: RestoreAction | None = None
         self.run_worker_: Worker[Any] | None = None
         self.result: Any = None
         self._loaded: set[str] = set()
 
-    @property
-    def ctx(self) -> Any:
-        return self.app.ctx  # type: ignore[attr-defined]
-
     # ------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield Label(TITLES["repo"], id="step-title")
         yield Static(id="error")
-        with ContentSwitcher(initial="step-repo"):
+        with self.steps():
             yield OptionList(id="step-repo")
             with Vertical(id="step-snapshot"):
                 yield Input(placeholder="filter: host, path, tag or date", id="snap-filter")
@@ -164,21 +174,9 @@ class RestoreScreen(Screen[None]):
             # Opened on a repository (or one of its snapshot groups): its snapshots at once
             self._choose_repo(str(self.repo), self.start_snapshot)
 
-    def show(self, step: str) -> None:
-        self.step = step
-        self.query_one(ContentSwitcher).current = f"step-{step}"
+    def entered(self, step: str) -> None:
         self.query_one("#step-title", Label).update(TITLES[step])
         self.error("")
-        self.refresh_bindings()  # check_action: the footer offers this step's keys
-        focus = {
-            "repo": "#step-repo",
-            "snapshot": "#snap-table",
-            "browse": "#tree",
-            "target": "#target-path",
-            "preview": "#answer",
-        }.get(step)
-        if focus:
-            self.query_one(focus).focus()
 
     def error(self, text: str) -> None:
         self.query_one("#error", Static).update(Text(text, "bold") if text else "")
@@ -193,11 +191,11 @@ class RestoreScreen(Screen[None]):
                 self.run_worker_.cancel()
         elif self.step == "preview":
             if self.prepared is not None:
-                self.ctx.runner.cancel(self.prepared, "went back in the restore wizard")
+                self.ctx.acting()[1].cancel(self.prepared, "went back in the restore wizard")
                 self.prepared = None
-            self.show("target")
+            self.show_step("target")
         else:
-            self.show(STEPS[STEPS.index(self.step) - 1])
+            self.show_step(STEPS[STEPS.index(self.step) - 1])
 
     def action_filter(self) -> None:
         if self.step == "snapshot":
@@ -250,7 +248,7 @@ class RestoreScreen(Screen[None]):
             self.error(f"repo:{self.repo} has no snapshot list: {why}")
             return
         self._fill_snapshots(state, "")
-        self.show("snapshot")
+        self.show_step("snapshot")
         table = self.query_one("#snap-table", DataTable)
         if snapshot is not None and snapshot in table.rows:
             table.move_cursor(row=table.get_row_index(snapshot))
@@ -258,6 +256,8 @@ class RestoreScreen(Screen[None]):
     # ------------------------------------------------------------ 2 snapshot
 
     def _snapshots(self) -> list[Snapshot]:
+        if self.repo is None:
+            return []
         entry = self.ctx.store.get(("backup", self.repo))
         state = entry.reading if entry is not None else None
         return list(state.snapshots) if isinstance(state, RepoState) else []
@@ -280,6 +280,8 @@ class RestoreScreen(Screen[None]):
 
     @on(Input.Changed, "#snap-filter")
     def _filter(self, event: Input.Changed) -> None:
+        if self.repo is None:
+            return
         entry = self.ctx.store.get(("backup", self.repo))
         if entry is not None and isinstance(entry.reading, RepoState):
             self._fill_snapshots(entry.reading, event.value)
@@ -303,7 +305,7 @@ class RestoreScreen(Screen[None]):
             tree.root.data = None
             self.load_dir(tree.root, "/")
         self._show_selection()
-        self.show("browse")
+        self.show_step("browse")
 
     # ------------------------------------------------------------ 3 browse
 
@@ -312,7 +314,7 @@ class RestoreScreen(Screen[None]):
         if path in self._loaded or self.snapshot is None:
             return
         self._loaded.add(path)
-        restic = Restic(self.ctx.lab, find_backup(self.ctx.config, str(self.repo)))
+        restic = Restic(self.ctx.acting()[0], find_backup(self.ctx.config, str(self.repo)))
         try:
             _, nodes = await restic.ls(self.snapshot.id, path)
         except Exception as exc:  # shown on the screen; the wizard stays usable
@@ -354,6 +356,9 @@ class RestoreScreen(Screen[None]):
         if data is not None and data.is_dir and data.path not in self._loaded:
             self.load_dir(event.node, data.path)
 
+    def on_select_tree_toggle(self, message: SelectTree.Toggle) -> None:
+        self.toggle(message.node)
+
     def toggle(self, node: UINode[TreeNode | None]) -> None:
         data = node.data
         if data is None:
@@ -385,7 +390,7 @@ class RestoreScreen(Screen[None]):
         box = self.query_one("#target-path", Input)
         if not box.value and self.snapshot is not None:
             box.value = default_staging(str(self.repo), self.snapshot.short_id, self.ctx.clock())
-        self.show("target")
+        self.show_step("target")
 
     @on(Checkbox.Changed, "#in-place")
     def _in_place(self, event: Checkbox.Changed) -> None:
@@ -406,7 +411,7 @@ class RestoreScreen(Screen[None]):
             "in_place": in_place,
             "overwrite": self.query_one("#overwrite", Checkbox).value,
         }
-        action = RestoreAction.create(Target("repo", str(self.repo)), self.ctx.lab, params)
+        action = RestoreAction.create(Target("repo", str(self.repo)), self.ctx.acting()[0], params)
         assert isinstance(action, RestoreAction)
         return action
 
@@ -421,7 +426,7 @@ class RestoreScreen(Screen[None]):
             return
         self.error("reading the snapshot and the target…")
         try:
-            prepared = await self.ctx.runner.prepare(action)
+            prepared = await self.ctx.acting()[1].prepare(action)
         except Refused as exc:
             self.error(f"refused: {exc}")
             return
@@ -436,7 +441,7 @@ class RestoreScreen(Screen[None]):
         answer.placeholder = (
             f"type {expect} and Enter" if expect else "Enter to restore, Esc to go back"
         )
-        self.show("preview")
+        self.show_step("preview")
 
     @on(Input.Submitted, "#answer")
     def _answered(self, event: Input.Submitted) -> None:
@@ -454,7 +459,7 @@ class RestoreScreen(Screen[None]):
     @work(group="restore-run", exclusive=True, exit_on_error=False)
     async def run_restore(self, answer: str) -> None:
         prepared, self.prepared = self.prepared, None
-        self.show("run")
+        self.show_step("run")
         label = self.query_one("#progress-label", Label)
         bar = self.query_one("#progress-bar", ProgressBar)
         label.update(prepared.plan.summary)
@@ -467,7 +472,7 @@ class RestoreScreen(Screen[None]):
                 bar.update(total=100, progress=fraction * 100)
 
         try:
-            self.result = await self.ctx.runner.run(prepared, answer, progress)
+            self.result = await self.ctx.acting()[1].run(prepared, answer, progress)
         except asyncio.CancelledError:
             self.summary_cancelled(prepared)
             raise
@@ -509,7 +514,7 @@ class RestoreScreen(Screen[None]):
 
     def summarise(self, text: Text) -> None:
         self.query_one("#summary-text", Static).update(text)
-        self.show("summary")
+        self.show_step("summary")
 
 
 def preview_text(plan: Plan) -> Text:

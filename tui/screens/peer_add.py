@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -31,6 +31,9 @@ from actions.base import Target
 from actions.vpn import PeerAdd, save_client_config
 from tui.screens.confirm import plan_text
 from tui.screens.wizard import WizardScreen
+
+if TYPE_CHECKING:
+    from actions.runner import Prepared, RunResult
 
 STEPS = ("name", "address", "plan", "running", "done", "failed")
 # Rows the done step needs besides the code: title, hint and footer.
@@ -89,8 +92,8 @@ class PeerAddScreen(WizardScreen[Any]):
     def __init__(self, target: Target) -> None:
         super().__init__()
         self.target = target
-        self.prepared: Any = None
-        self.result: Any = None
+        self.prepared: Prepared | None = None
+        self.result: RunResult | None = None
         self.saved: Path | None = None
         self.peer_name = ""
         self.qr = ""
@@ -164,13 +167,14 @@ class PeerAddScreen(WizardScreen[Any]):
             params["address"] = address
         try:
             action = PeerAdd.create(self.target, ctx.lab, params)  # checks the name
-            self.prepared = await ctx.runner.prepare(action)
+            prepared = await ctx.runner.prepare(action)
         except (ValueError, Refused) as exc:
             self.error(str(exc))
             return
+        self.prepared = prepared
         self.error(None)
         self.peer_name = name
-        plan = self.prepared.plan
+        plan = prepared.plan
         if address is None:
             self.query_one("#address", Input).value = _plain_address(str(plan.data["address"]))
             self.show_step("address")
@@ -178,6 +182,8 @@ class PeerAddScreen(WizardScreen[Any]):
         self.show_plan()
 
     def show_plan(self) -> None:
+        if self.prepared is None:
+            return
         plan = self.prepared.plan
         text = plan_text(plan)
         if plan.diff:
@@ -209,7 +215,9 @@ class PeerAddScreen(WizardScreen[Any]):
 
     @work(group="peer-add", exclusive=True, exit_on_error=False)
     async def run_it(self) -> None:
-        ctx = self.ctx
+        ctx, prepared = self.ctx, self.prepared
+        if prepared is None:
+            return  # action_confirm runs only on the plan step, which has one
         self.show_step("running")
         running = self.query_one("#running", Static)
 
@@ -217,13 +225,13 @@ class PeerAddScreen(WizardScreen[Any]):
             running.update(f"applying … {message}")
 
         try:
-            self.result = await ctx.acting()[1].run(self.prepared, "yes", progress)
+            result = await ctx.acting()[1].run(prepared, "yes", progress)
         except Exception as exc:  # Refused (policy changed meanwhile) or worse
             self.error(str(exc))
             self.prepared = None
             self.show_step("name")
             return
-        result = self.result
+        self.result = result
         if not result.ok:
             rb = result.rollback
             state = "rolled back" if rb is not None and rb.ok else "ROLLBACK FAILED"
@@ -251,7 +259,7 @@ class PeerAddScreen(WizardScreen[Any]):
 
     def show_qr(self) -> None:
         """The whole code, or what size the terminal must be and how else to get the config."""
-        if self.step != "done" or not self.qr:
+        if self.step != "done" or not self.qr or self.result is None:
             return
         details = self.result.outcome.details
         nix = "\n" + str(details["nix"]) if "nix" in details else ""
@@ -291,6 +299,8 @@ class PeerAddScreen(WizardScreen[Any]):
     @on(Input.Submitted, "#save-path")
     def _save(self, event: Input.Submitted) -> None:
         event.stop()
+        if self.result is None:
+            return
         client = str(self.result.outcome.details.get("secret_client_config", ""))
         try:
             self.saved = save_client_config(Path(event.value), client)

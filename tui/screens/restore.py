@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -41,6 +41,9 @@ from tui.format import bytes_h
 from tui.screens.confirm import plan_text
 from tui.screens.wizard import WizardScreen
 from tui.widgets.table import CursorTable
+
+if TYPE_CHECKING:
+    from actions.runner import Prepared, RunResult
 
 SHORT_OF_SPACE = 0.9  # the preview warns when the restore needs this share of the free space
 
@@ -122,10 +125,10 @@ class RestoreScreen(WizardScreen[None]):
         self.start_snapshot = snapshot  # the snapshot selected in the pane: start there
         self.snapshot: Snapshot | None = None
         self.selected: set[str] = set()
-        self.prepared: Any = None
+        self.prepared: Prepared | None = None
         self.action_obj: RestoreAction | None = None
         self.run_worker_: Worker[Any] | None = None
-        self.result: Any = None
+        self.result: RunResult | None = None
         self._loaded: set[str] = set()
 
     # ------------------------------------------------------------ layout
@@ -459,6 +462,8 @@ class RestoreScreen(WizardScreen[None]):
     @work(group="restore-run", exclusive=True, exit_on_error=False)
     async def run_restore(self, answer: str) -> None:
         prepared, self.prepared = self.prepared, None
+        if prepared is None:
+            return  # confirm() runs only on a preview's plan
         self.show_step("run")
         label = self.query_one("#progress-label", Label)
         bar = self.query_one("#progress-bar", ProgressBar)
@@ -472,18 +477,19 @@ class RestoreScreen(WizardScreen[None]):
                 bar.update(total=100, progress=fraction * 100)
 
         try:
-            self.result = await self.ctx.acting()[1].run(prepared, answer, progress)
+            result = await self.ctx.acting()[1].run(prepared, answer, progress)
         except asyncio.CancelledError:
             self.summary_cancelled(prepared)
             raise
         except Exception as exc:
             self.summarise(Text(f"The restore did not run: {exc}", "bold red"))
             return
-        outcome = self.result.outcome
+        self.result = result
+        outcome = result.outcome
         text = Text()
         text.append(
-            "✔ restored and verified\n" if self.result.ok else "✘ failed\n",
-            "bold green" if self.result.ok else "bold red",
+            "✔ restored and verified\n" if result.ok else "✘ failed\n",
+            "bold green" if result.ok else "bold red",
         )
         text.append(outcome.message + "\n")
         for key in ("missing", "wrong_size", "partial"):
@@ -493,7 +499,7 @@ class RestoreScreen(WizardScreen[None]):
         text.append(f"\ntarget: {prepared.plan.data['target']}\n")
         self.summarise(text)
 
-    def summary_cancelled(self, prepared: Any) -> None:
+    def summary_cancelled(self, prepared: Prepared) -> None:
         partial = (self.action_obj.partial if self.action_obj else None) or []
         text = Text("Restore cancelled.\n", "bold yellow")
         text.append(

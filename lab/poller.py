@@ -32,9 +32,16 @@ Wait = Callable[[asyncio.Event, float], Awaitable[bool]]
 """wait(event, seconds) → True when the event was set (a refresh), False when the time ran out."""
 
 
+# asyncio.timeout, never asyncio.wait_for, around every await here: Python 3.11's wait_for
+# loses a cancel that arrives as the awaited thing finishes (it returns the result instead),
+# and a poll loop whose cancel is lost never ends — Poller.stop() hung in 15 of 30 stops of a
+# reader that answers at once (tests/unit/test_poller_store.py::test_stop_always_ends).
+
+
 async def wait_event(event: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
         return True
     return False
 
@@ -110,7 +117,8 @@ class Poller:
         """One poll with its timeout; publishes a reading or a fault. True on success."""
         key = reader.key
         try:
-            reading = await asyncio.wait_for(reader.read(), reader.timeout)
+            async with asyncio.timeout(reader.timeout):
+                reading = await reader.read()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a reader must never take the console down
@@ -202,7 +210,8 @@ class Poller:
                 return "time"
             ticks = int((self.monotonic() - start) // step) + 1  # the next tick not yet due
             try:
-                answered = await asyncio.wait_for(probe(), min(reader.timeout, step))
+                async with asyncio.timeout(min(reader.timeout, step)):
+                    answered = await probe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a probe is a hint: failing it changes nothing
@@ -227,11 +236,19 @@ class Poller:
                 event.set()
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
+        tasks = list(self._tasks.values())
+        for task in tasks:
             task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A cancel lost inside a library's own wait_for would leave a loop running: ask again
+        # until every loop has ended.
+        while pending := [t for t in tasks if not t.done()]:
+            await asyncio.wait(pending, timeout=1.0)
+            for task in pending:
+                if not task.done():
+                    task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                task.result()
         self._tasks.clear()
         for reader in self.readers:
             with contextlib.suppress(Exception):

@@ -12,6 +12,7 @@ from lab.model import RepoState
 from tests.tui.backups_demo import demo_backups_context, groups, snap
 from tests.tui.containers_demo import containers_context
 from tests.tui.screen_text import screen_lines
+from tests.tui.waiting import wait_for
 from tui.app import HlconApp
 from tui.panes.base import cut_middle, share_widths
 
@@ -89,7 +90,8 @@ async def test_columns_grow_with_the_terminal() -> None:
 async def test_containers_footer_fits_at_80_columns() -> None:
     app = HlconApp(containers_context(), initial_pane=3)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        # a loaded machine paints the footer a few frames later
+        await wait_for(pilot, lambda: "q Quit" in screen_lines(app)[-1], "the footer")
         footer = app.screen.query_one(Footer)
         assert footer.virtual_size.width <= footer.size.width, footer.virtual_size
         last = screen_lines(app)[-1]
@@ -100,7 +102,6 @@ async def test_containers_footer_fits_at_80_columns() -> None:
 async def test_backups_footer_fits_at_80_columns() -> None:
     app = HlconApp(demo_backups_context(), initial_pane=5)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+        await wait_for(pilot, lambda: "q Quit" in screen_lines(app)[-1], "the footer")
         footer = app.screen.query_one(Footer)
         assert footer.virtual_size.width <= footer.size.width, footer.virtual_size
-        assert "q Quit" in screen_lines(app)[-1]

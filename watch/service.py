@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from actions import maintenance as maintenance_flags
+from actions.audit import AuditLog, audit_log_for
 from actions.hostkey_audit import audit_key_changes
 from actions.maintenance import Maintenance, MaintenanceError
-from lab.config import Config, audit_log_path, parse_listen, state_dir
+from lab.config import Config, parse_listen, state_dir
 from lab.health import evaluate
 from lab.model import Finding, Key, Severity, utcnow
 from lab.poller import Poller, Reader
@@ -64,20 +65,14 @@ class Pass:
 
 
 def canonical_host(config: Config, name: str) -> str:
-    """The name maintenance flags use for `name` (actions.maintenance's rule where it has one:
-    every name of this machine is "local", an endpoint alias is the host it runs on)."""
-    rule = getattr(maintenance_flags, "canonical_host", None)
-    if rule is not None:
-        return str(rule(config, name))
-    return "local" if name in ("local", config.local.name) else name
+    """The name maintenance flags use for `name` (every name of this machine is "local", an
+    endpoint alias is the host it runs on): actions.maintenance's one rule."""
+    return maintenance_flags.canonical_host(config, name)
 
 
-def audit_log_of(config: Config) -> Any:
-    """The audit log the config names (with its journal anchor where actions.audit has one)."""
-    from actions import audit
-
-    make = getattr(audit, "audit_log_for", None)
-    return make(config) if make is not None else audit.AuditLog(audit_log_path(config))
+def audit_log_of(config: Config) -> AuditLog:
+    """The audit log the config names, with its journal anchor."""
+    return audit_log_for(config)
 
 
 def host_of(config: Config, key: Key) -> str:

@@ -11,11 +11,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.panes.base import HEADER_AGE_STEP, Row, TablePane, ago, update_static
 from tui.screens.detail import DetailModal
+from tui.screens.modal import FramedModal
 
 TAIL = 500  # records shown; `hlcon audit` reads the whole log
 
@@ -67,7 +67,7 @@ def pending_text(pending: list[Any]) -> Text:
     return text
 
 
-class AckModal(ModalScreen[bool]):
+class AckModal(FramedModal[bool]):
     """`a` on a pending intent: what died, what to check first, then Enter closes it (the same
     as `hlcon audit ack SEQ`) or Esc leaves it open."""
 
@@ -77,11 +77,7 @@ class AckModal(ModalScreen[bool]):
     ]
 
     DEFAULT_CSS = """
-    AckModal { align: center middle; }
-    AckModal > Static {
-        width: 90%; max-width: 100; height: auto; border: thick $warning; background: $surface;
-        padding: 1 2;
-    }
+    AckModal > #ack { width: 90%; max-width: 100; height: auto; padding: 1 2; }
     """
 
     def __init__(self, explanation: str) -> None:
@@ -91,7 +87,9 @@ class AckModal(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         yield Static(
             Text(self.explanation + "\n\n")
-            + Text("Enter: acknowledge (it is checked) · Esc: keep it open", "bold")
+            + Text("Enter: acknowledge (it is checked) · Esc: keep it open", "bold"),
+            id="ack",
+            classes="frame -warning",
         )
 
     def action_answer(self, yes: bool) -> None:

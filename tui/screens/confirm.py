@@ -16,10 +16,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from actions.base import BlastRadius, Plan
+from tui.screens.modal import FramedModal
 
 PLAIN_ANSWER = "yes"
 
@@ -55,18 +55,14 @@ def plan_text(plan: Plan) -> Text:
     return text
 
 
-class ConfirmModal(ModalScreen[str | None]):
+class ConfirmModal(FramedModal[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("enter", "confirm", "Confirm"),
     ]
 
     DEFAULT_CSS = """
-    ConfirmModal { align: center middle; }
-    ConfirmModal > #dialog {
-        width: 90%; max-width: 100; height: auto; max-height: 90%;
-        border: thick $warning; background: $surface; padding: 0 1;
-    }
+    ConfirmModal > #dialog { width: 90%; max-width: 100; height: auto; max-height: 90%; }
     ConfirmModal #plan-scroll { height: auto; max-height: 16; }
     ConfirmModal #dialog.-typed { height: 90%; }
     ConfirmModal #dialog.-typed #plan-scroll { height: 1fr; max-height: 100%; }
@@ -86,7 +82,8 @@ class ConfirmModal(ModalScreen[str | None]):
         return self.plan.confirmation.expect
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog", classes="-typed" if self.expect is not None else ""):
+        typed = " -typed" if self.expect is not None else ""
+        with Vertical(id="dialog", classes="frame -warning" + typed):
             with VerticalScroll(id="plan-scroll"):
                 yield Static(plan_text(self.plan), id="plan")
                 if self.plan.diff:

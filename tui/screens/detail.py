@@ -1,5 +1,5 @@
-"""Enter on a row: a modal over the pane. DetailModal is the frame every detail shares (centred,
-a thick accent border, Esc, q or Enter closes it); TextDetail is the whole reading as text,
+"""Enter on a row: a modal over the pane. DetailModal is what every detail shares (the
+FramedModal frame, 95% x 90%; Esc, q or Enter closes it); TextDetail is the whole reading as text,
 scrollable.
 
 Panes subclass TextDetail only to give their detail a name (tests and CSS can tell them apart).
@@ -14,8 +14,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from tui.screens.modal import FramedModal
 
 
 def fields_text(fields: Iterable[tuple[str, str]], text: Text | None = None) -> Text:
@@ -29,16 +30,13 @@ def fields_text(fields: Iterable[tuple[str, str]], text: Text | None = None) -> 
     return text
 
 
-class DetailModal(ModalScreen[None]):
+class DetailModal(FramedModal[None]):
     """A detail over the pane: compose one container with class "frame"; a subclass changes
     only what differs (its size, its close keys)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
     DEFAULT_CSS = """
-    DetailModal { align: center middle; }
-    DetailModal > .frame {
-        width: 95%; height: 90%; border: thick $accent; background: $surface; padding: 0 1;
-    }
+    DetailModal > .frame { width: 95%; height: 90%; }
     """
 
     def action_close(self) -> None:

@@ -10,9 +10,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.dom import DOMNode
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from tui.screens.modal import FramedModal
 from tui.screens.wizard import WizardScreen
 from tui.textual_private import binding_chain
 from tui.widgets.table import CursorTable
@@ -68,16 +69,13 @@ def collect_bindings(app: App[Any], screen: Screen[Any]) -> list[HelpEntry]:
     return sorted(out, key=rank)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(FramedModal[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,question_mark,q", "dismiss_help", "Close"),
     ]
 
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > #help-dialog {
-        width: 90%; max-width: 90; height: 90%; border: thick $accent; background: $surface;
-    }
+    HelpScreen > #help-dialog { width: 90%; max-width: 90; height: 90%; padding: 0; }
     HelpScreen #help-title { padding: 0 1; text-style: bold; }
     HelpScreen DataTable { height: 1fr; }
     """
@@ -88,7 +86,7 @@ class HelpScreen(ModalScreen[None]):
         self.title_text = title
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-dialog"):
+        with Vertical(id="help-dialog", classes="frame"):
             yield Static(
                 Text.assemble((f"Keys — {self.title_text}", "bold"), ("  (Esc closes)", "dim")),
                 id="help-title",

@@ -20,7 +20,20 @@ from typing import Any
 
 from lab import __version__
 
-COMMANDS = ("config", "status", "audit", "do", "maintenance", "secret", "watch", "notify")
+COMMANDS = (
+    "config",
+    "status",
+    "audit",
+    "do",
+    "maintenance",
+    "secret",
+    "watch",
+    "notify",
+    "request",
+    "approvals",
+    "approve",
+    "deny",
+)
 
 
 class _Parser(argparse.ArgumentParser):

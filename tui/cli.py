@@ -33,6 +33,7 @@ COMMANDS = (
     "approvals",
     "approve",
     "deny",
+    "mcp",
 )
 
 

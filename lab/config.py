@@ -228,6 +228,16 @@ class CertConfig:
 
 
 @dataclass(frozen=True)
+class ApprovalsConfig:
+    """Requests automation makes (`hlcon request`, `hlcon mcp`), waiting for a person."""
+
+    expiry: float = duration(
+        "How long a request waits for a person to approve it; then it is denied (expired).",
+        3600.0,
+    )
+
+
+@dataclass(frozen=True)
 class WatchConfig:
     """`hlcon watch`, the long-running service: notifications and metrics."""
 
@@ -298,6 +308,7 @@ class Config:
     backups: tuple[BackupConfig, ...] = ()
     certs: tuple[CertConfig, ...] = ()
     watch: WatchConfig = field(default_factory=WatchConfig)
+    approvals: ApprovalsConfig = field(default_factory=ApprovalsConfig)
     notify: tuple[NotifyConfig, ...] = ()
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,15 @@ def test_request_refused_by_policy_exits_2_and_queues_nothing(
     assert json.loads(hlcon(config, "approvals", "--all", "--json").stdout) == []
     bad = hlcon(config, "request", "restart", "container:x", "--reason", "x", "--wait", "soon")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_the_expiry_comes_from_the_config(
+    lab_containers: LabContainers, tmp_path: Path, box: str
+) -> None:
+    config = write_config(tmp_path, lab_containers.url)
+    config.write_text(config.read_text() + '[approvals]\nexpiry = "90s"\n')
+    asked = hlcon(config, "request", "restart", f"container:{box}", "--reason", "x")
+    assert asked.returncode == 3, asked.stderr
+    (request,) = json.loads(hlcon(config, "approvals", "--json").stdout)
+    created, expires = map(datetime.fromisoformat, (request["created"], request["expires"]))
+    assert expires - created == timedelta(seconds=90)

@@ -33,7 +33,7 @@ from lab.wiring import Lab
 from tui.commands.approvals import render_request
 from tui.commands.do import config_or_exit, render_plan
 from tui.commands.status import collect
-from watch.approvals import DEFAULT_EXPIRY, Queue, QueueError, Request
+from watch.approvals import Queue, QueueError, Request
 
 READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
 PROPOSE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False)
@@ -88,7 +88,7 @@ def build_server(config: Config) -> FastMCP[Any]:
         ),
         log_level="WARNING",
     )
-    expiry = float(getattr(getattr(config, "approvals", None), "expiry", DEFAULT_EXPIRY))
+    expiry = config.approvals.expiry
 
     @server.tool(annotations=READ)
     async def status() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from lab.units import parse_duration
 from lab.wiring import Lab
 from tui.commands.approvals import render_request
 from tui.commands.do import config_or_exit
-from watch.approvals import DEFAULT_EXPIRY, DONE, FAILED, Queue, Request
+from watch.approvals import DONE, FAILED, Queue, Request
 
 EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_PENDING = 0, 1, 2, 3
 
@@ -77,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
 async def _request(args: argparse.Namespace, lab: Lab, params: dict[str, Any], wait: float) -> int:
     try:
         queue = Queue(lab)
-        expiry = getattr(getattr(lab.config, "approvals", None), "expiry", DEFAULT_EXPIRY)
         try:
             request = await queue.propose(
                 args.verb,
@@ -85,7 +84,7 @@ async def _request(args: argparse.Namespace, lab: Lab, params: dict[str, Any], w
                 params,
                 reason=args.reason,
                 client=args.client,
-                expiry=float(expiry),
+                expiry=lab.config.approvals.expiry,
             )
         except (Refused, ValueError) as exc:
             print(f"refused: {exc}", file=sys.stderr)

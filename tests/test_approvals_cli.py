@@ -130,3 +130,29 @@ def test_the_expiry_comes_from_the_config(
     (request,) = json.loads(hlcon(config, "approvals", "--json").stdout)
     created, expires = map(datetime.fromisoformat, (request["created"], request["expires"]))
     assert expires - created == timedelta(seconds=90)
+
+
+def test_request_wait_sees_the_outcome_of_the_approval(
+    lab_containers: LabContainers, tmp_path: Path, box: str
+) -> None:
+    """`--wait`: the requester's process waits, a person approves meanwhile, it exits 0."""
+    config = write_config(tmp_path, lab_containers.url)
+    before = started_at(lab_containers.env, box)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--config", str(config), "request", "restart",
+         f"container:{box}", "--reason", "x", "--wait", "2m"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert waiting.stdout is not None
+        rid = request_id(waiting.stdout.readline())  # printed once queued
+        approved = hlcon_at_a_tty(config, "approve", rid, answer="y")
+        assert approved.returncode == 0, approved.stderr
+        out, err = waiting.communicate(timeout=150)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait()
+    assert waiting.returncode == 0, err
+    assert "outcome:      ok" in out
+    assert started_at(lab_containers.env, box) != before

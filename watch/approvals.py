@@ -344,6 +344,10 @@ class Queue:
             prepared = await runner.prepare(action)
         except (Refused, ValueError) as exc:
             return self._drifted(request, approver, channel, None, str(exc))
+        except BaseException:  # cancelled while planning: nothing ran, so it waits again
+            with self._locked():
+                self._write(request)
+            raise
         new_hash = plan_hash(prepared.plan)
         if new_hash != request.plan_hash:
             runner.cancel(prepared, f"request {request.id}: the plan changed since it was proposed")

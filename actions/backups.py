@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from actions.base import (
     Action,
@@ -186,7 +186,39 @@ async def probe_target(executor: Executor, target: str) -> TargetProbe:
 # ---------------------------------------------------------------- restore
 
 
-class RepoAction(Action):
+@dataclass(frozen=True)
+class RestoreSpec:
+    """A restore as planned: what restic restores where, and what verify compares with (every
+    entry of the selection under its restored path: its type and size)."""
+
+    real_paths: tuple[str, ...]  # the written directories, symlinks resolved (the lock keys)
+    snapshot_id: str
+    include: tuple[str, ...]
+    target: str
+    in_place: bool
+    files: int
+    bytes: int
+    free: int
+    overwritten: tuple[str, ...]  # the first OVERWRITE_LIST_MAX
+    overwritten_count: int
+    json_progress: bool
+    expected: Mapping[str, tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class StaleLocks:
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BackupPaths:
+    paths: tuple[str, ...]
+
+
+RepoPayloadT = TypeVar("RepoPayloadT")
+
+
+class RepoAction(Action[RepoPayloadT], Generic[RepoPayloadT]):
     """An action on one [[backups]] repository: its config entry and restic, on its host."""
 
     def __init__(self, target: Target, lab: Lab) -> None:
@@ -214,14 +246,14 @@ class RepoAction(Action):
             return f"repo:{path}@{host}"
         return f"repo:{location}"
 
-    async def identity(self, plan: Plan) -> Identity:
+    async def identity(self, plan: Plan[RepoPayloadT]) -> Identity:
         host = canonical_host(self.lab.config, self.cfg.host)
         key = self.repo_key()
         return Identity((key,), (host,)) if self.exclusive else Identity((), (host,), (key,))
 
 
 @register(kind="repo")
-class RestoreAction(RepoAction):
+class RestoreAction(RepoAction[RestoreSpec]):
     """Restore files of one snapshot into a staging folder (default) or in place."""
 
     family = "backup.restore"
@@ -288,11 +320,11 @@ class RestoreAction(RepoAction):
         """The directories this restore writes into: its target; in place, the included paths."""
         return self.include if self.in_place else (self.restore_to,)
 
-    async def identity(self, plan: Plan) -> Identity:
+    async def identity(self, plan: Plan[RestoreSpec]) -> Identity:
         # The real paths (symlinks resolved on the restic host, when the plan was made) as path
         # keys: the lock layer excludes every restore into an overlapping directory too.
         host = canonical_host(self.lab.config, self.cfg.host)
-        real = plan.data.get("real_paths") or list(self.written())
+        real = plan.data.real_paths or self.written()
         paths = tuple(path_key(str(p), host) for p in real)
         return Identity(paths, (host,), (self.repo_key(),))
 
@@ -319,7 +351,7 @@ class RestoreAction(RepoAction):
                 raise RestoreRefused(f"{p} is not in snapshot {snap.short_id}")
         return snap.id, chosen
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[RestoreSpec]:
         version = await self.restic.version()
         snapshot_id, nodes = await self.selection()
         files = [n for n in nodes if n.type == "file"]
@@ -400,31 +432,31 @@ class RestoreAction(RepoAction):
             cost=f"{len(files)} files, {units.size(total)} to write",
             notes=tuple(notes),
             timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.restore" overrides
-            data={
-                "real_paths": await real_paths(self.restic.executor, self.written()),
-                "snapshot_id": snapshot_id,
-                "include": list(self.include),
-                "target": self.restore_to,
-                "in_place": self.in_place,
-                "files": len(files),
-                "bytes": total,
-                "free": probe.free,
-                "overwritten": overwritten[:OVERWRITE_LIST_MAX],
-                "overwritten_count": len(overwritten),
-                "json_progress": json_progress,
-                "expected": {
-                    _join(self.restore_to, n.path): [n.type, n.size]
+            data=RestoreSpec(
+                real_paths=tuple(await real_paths(self.restic.executor, self.written())),
+                snapshot_id=snapshot_id,
+                include=tuple(self.include),
+                target=self.restore_to,
+                in_place=self.in_place,
+                files=len(files),
+                bytes=total,
+                free=probe.free,
+                overwritten=tuple(overwritten[:OVERWRITE_LIST_MAX]),
+                overwritten_count=len(overwritten),
+                json_progress=json_progress,
+                expected={
+                    _join(self.restore_to, n.path): (n.type, n.size)
                     for n in nodes
                     if n.type in ("file", "dir", "symlink")
                 },
-            },
+            ),
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[RestoreSpec], progress: Progress) -> Outcome:
         data = plan.data
-        total = int(data["bytes"])
-        json_progress = bool(data["json_progress"])
-        roots = [_join(str(data["target"]), p) for p in data["include"]]
+        total = data.bytes
+        json_progress = data.json_progress
+        roots = [_join(data.target, p) for p in data.include]
         verified: list[str] = []
 
         def on_line(line: str) -> None:
@@ -442,11 +474,11 @@ class RestoreAction(RepoAction):
         poll: asyncio.Task[None] | None = None
         if not json_progress and not self.in_place and total:
             poll = asyncio.create_task(self._poll_bytes(roots, total, progress))
-        progress(0.0, f"restoring {data['files']} files, {units.size(total)}")
+        progress(0.0, f"restoring {data.files} files, {units.size(total)}")
         started = datetime.now(UTC)  # wall clock: compared with the times restic writes
         try:
             result = await self.restic.run(
-                *self.restore_argv(str(data["snapshot_id"]), json_progress),
+                *self.restore_argv(data.snapshot_id, json_progress),
                 timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
                 on_line=on_line,
                 check=False,
@@ -465,11 +497,11 @@ class RestoreAction(RepoAction):
                 str(self.restic.failure(result)), {"partial": await self._report(plan)}
             )
         count = parse_verified_count(result.stdout + result.stderr)
-        progress(1.0, f"restored {data['files']} files, {units.size(total)}")
+        progress(1.0, f"restored {data.files} files, {units.size(total)}")
         return Outcome(
             True,
-            f"restored {data['files']} files ({units.size(total)}) to {data['target']}",
-            {"verified_by_restic": count, "target": data["target"]},
+            f"restored {data.files} files ({units.size(total)}) to {data.target}",
+            {"verified_by_restic": count, "target": data.target},
         )
 
     async def _clear_own_lock(self, started: datetime) -> str:
@@ -503,10 +535,10 @@ class RestoreAction(RepoAction):
                 done = int(lines[-1].split()[0])
                 progress(min(done / total, 0.99), f"{units.size(done)} of {units.size(total)}")
 
-    async def _report(self, plan: Plan) -> list[dict[str, Any]]:
+    async def _report(self, plan: Plan[RestoreSpec]) -> list[dict[str, Any]]:
         """Files of the selection present in the target, and whether each is complete."""
-        expected: Mapping[str, list[Any]] = plan.data["expected"]
-        roots = [_join(str(plan.data["target"]), p) for p in plan.data["include"]]
+        expected = plan.data.expected
+        roots = [_join(plan.data.target, p) for p in plan.data.include]
         found = await _existing(self.restic.executor, roots)
         out = []
         for path, (kind, size) in sorted(found.items()):
@@ -518,9 +550,9 @@ class RestoreAction(RepoAction):
             )
         return out
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
-        expected: Mapping[str, list[Any]] = plan.data["expected"]
-        roots = [_join(str(plan.data["target"]), p) for p in plan.data["include"]]
+    async def verify(self, plan: Plan[RestoreSpec], outcome: Outcome) -> Outcome:
+        expected = plan.data.expected
+        roots = [_join(plan.data.target, p) for p in plan.data.include]
         found = await _existing(self.restic.executor, roots)
         letter = {"file": "f", "dir": "d", "symlink": "l"}
         missing, wrong = [], []
@@ -539,7 +571,7 @@ class RestoreAction(RepoAction):
         by_restic = outcome.details.get("verified_by_restic")
         return Outcome(
             True,
-            f"verified {len(expected)} entries against snapshot {str(plan.data['snapshot_id'])[:8]}"
+            f"verified {len(expected)} entries against snapshot {plan.data.snapshot_id[:8]}"
             + (f"; restic --verify checked the content of {by_restic} files" if by_restic else ""),
             {**outcome.details, "entries": len(expected)},
         )
@@ -549,13 +581,13 @@ class RestoreAction(RepoAction):
 
 
 @register(kind="repo")
-class CheckAction(RepoAction):
+class CheckAction(RepoAction[None]):
     """`restic check`; hlcon records the result (restic keeps none) for the health rule."""
 
     family = "backup.check"
     verb = "check"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[None]:
         argv = self.restic.argv("check")
         return Plan(
             family=self.family,
@@ -568,9 +600,10 @@ class CheckAction(RepoAction):
             confirmation=Confirmation(f"Check repo:{self.cfg.name}?"),
             notes=("backups to this repository wait while the check holds its lock",),
             timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.check" overrides
+            data=None,
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[None], progress: Progress) -> Outcome:
         progress(None, f"checking repo:{self.cfg.name}")
         result = await self.restic.run(
             "check",
@@ -587,7 +620,7 @@ class CheckAction(RepoAction):
             raise ActionFailed(f"repo:{self.cfg.name} check found problems: {message}")
         return Outcome(True, f"repo:{self.cfg.name}: {message}")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[None], outcome: Outcome) -> Outcome:
         from lab.backups import load_check
 
         record = load_check(self.lab.config, self.cfg.name)
@@ -600,13 +633,13 @@ class CheckAction(RepoAction):
 
 
 @register(kind="repo")
-class UnlockAction(RepoAction):
+class UnlockAction(RepoAction[StaleLocks]):
     """`restic unlock`: removes stale locks only (restic's rule matches the reader's)."""
 
     family = "backup.unlock"
     verb = "unlock"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[StaleLocks]:
         locks = await self.restic.lock_states(self.lab.clock())
         stale = [lk for lk in locks if lk.stale]
         if not stale:
@@ -632,19 +665,19 @@ class UnlockAction(RepoAction):
                 expect=self.cfg.name,
             ),
             notes=tuple(described),
-            data={"stale": [lk.id for lk in stale]},
+            data=StaleLocks(tuple(lk.id for lk in stale)),
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[StaleLocks], progress: Progress) -> Outcome:
         try:
             await self.restic.run("unlock", timeout=120)
         except ResticError as exc:
             raise ActionFailed(str(exc)) from None
         return Outcome(True, f"removed stale locks from repo:{self.cfg.name}")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[StaleLocks], outcome: Outcome) -> Outcome:
         left = {lk.id for lk in await self.restic.lock_states(self.lab.clock())}
-        still = [i for i in plan.data["stale"] if i in left]
+        still = [i for i in plan.data.ids if i in left]
         if still:
             raise ActionFailed(f"{len(still)} stale lock(s) still there: {', '.join(still)}")
         return outcome
@@ -654,7 +687,7 @@ class UnlockAction(RepoAction):
 
 
 @register(kind="repo")
-class BackupNowAction(RepoAction):
+class BackupNowAction(RepoAction[BackupPaths]):
     """`restic backup` of the entry's configured `paths`, with progress."""
 
     family = "backup.now"
@@ -665,7 +698,7 @@ class BackupNowAction(RepoAction):
         if not self.cfg.paths:
             raise ValueError(f"repo:{self.cfg.name} has no `paths` for backup now ([[backups]])")
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[BackupPaths]:
         args = ["backup", "--json", "--", *self.cfg.paths]
         argv = self.restic.argv(*args)
         return Plan(
@@ -675,11 +708,11 @@ class BackupNowAction(RepoAction):
             steps=(Step("restic backup", self.cfg.host, argv=tuple(argv)),),
             blast_radius=BlastRadius.SINGLE,
             confirmation=Confirmation(f"Back up to repo:{self.cfg.name} now?"),
-            data={"paths": list(self.cfg.paths)},
+            data=BackupPaths(tuple(self.cfg.paths)),
             timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.now" overrides
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[BackupPaths], progress: Progress) -> Outcome:
         snapshot: list[str] = []
 
         def on_line(line: str) -> None:
@@ -697,7 +730,7 @@ class BackupNowAction(RepoAction):
                 "backup",
                 "--json",
                 "--",
-                *plan.data["paths"],
+                *plan.data.paths,
                 timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
                 on_line=on_line,
             )
@@ -707,7 +740,7 @@ class BackupNowAction(RepoAction):
             raise ActionFailed("restic backup ended without a summary (no snapshot id)")
         return Outcome(True, f"snapshot {snapshot[0]} saved", {"snapshot_id": snapshot[0]})
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[BackupPaths], outcome: Outcome) -> Outcome:
         new = str(outcome.details["snapshot_id"])
         if not any(s.id.startswith(new) for s in await self.restic.snapshots()):
             raise ActionFailed(f"snapshot {new} is not in the repository's list")

@@ -13,7 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
+
+from typing_extensions import TypeVar
 
 if TYPE_CHECKING:
     from lab.wiring import Lab
@@ -127,8 +129,14 @@ class Step:
     changes: tuple[str, ...] = ()  # files that change
 
 
+PayloadT = TypeVar("PayloadT", default=Any)
+"""A family's payload: the frozen dataclass execute, verify and rollback read (a container
+reference, a restore spec, a peer change …). Bare `Plan` / `Action` (the runner, the TUI) mean
+"any family"."""
+
+
 @dataclass(frozen=True)
-class Plan:
+class Plan(Generic[PayloadT]):
     family: str  # "container.restart"
     target: Target
     summary: str  # one line: "Restart container web on local"
@@ -139,9 +147,11 @@ class Plan:
     cost: str = ""  # "≈5 s downtime", "412 MB to write"
     diff: str | None = None  # for config edits: a unified diff
     notes: tuple[str, ...] = ()  # warnings the user should read before confirming
-    data: Mapping[str, JSON] = field(default_factory=dict)  # what execute needs (ids, paths …)
     timeout: float | None = None  # execute timeout; None = [actions] timeout
     timeout_from: str = ""  # where the timeout came from (a config key, or the family default)
+    # What execute needs (ids, paths …), typed per family. Not in to_record(): a payload may
+    # hold a secret (a new peer's private key), and the record and its hash stay as they were.
+    data: PayloadT = field(kw_only=True)
 
     def to_record(self) -> dict[str, JSON]:
         """The plan as the audit log stores it (no secrets ever live in a plan)."""
@@ -189,8 +199,9 @@ class ActionFailed(Exception):
         self.details = dict(details or {})
 
 
-class Action(ABC):
-    """One action family on one target. Subclasses set `family` and `verb`."""
+class Action(ABC, Generic[PayloadT]):
+    """One action family on one target. Subclasses set `family` and `verb`, and name their
+    payload: `class Restart(Action[ContainerRef])`."""
 
     family: ClassVar[str]  # "container.restart"
     verb: ClassVar[str]  # "restart" (the CLI's `hlcon do VERB TARGET`)
@@ -215,7 +226,7 @@ class Action(ABC):
         """Locks to hold while executing; the target by default."""
         return (str(self.target),)
 
-    async def identity(self, plan: Plan) -> Identity:
+    async def identity(self, plan: Plan[PayloadT]) -> Identity:
         """The canonical identity of what this plan changes (see Identity). The default: the
         target's kind and name on its host, every name of this machine being "local". Families
         whose targets have several spellings (containers, repositories, restore paths) override
@@ -230,17 +241,17 @@ class Action(ABC):
         return None
 
     @abstractmethod
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[PayloadT]:
         """Read what is needed and describe exactly what execute() would do. Changes nothing."""
 
     @abstractmethod
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[PayloadT], progress: Progress) -> Outcome:
         """Do what the plan says; raise ActionFailed on failure."""
 
     @abstractmethod
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[PayloadT], outcome: Outcome) -> Outcome:
         """Prove the change took (raise ActionFailed if it did not)."""
 
-    async def rollback(self, plan: Plan) -> Outcome | None:
+    async def rollback(self, plan: Plan[PayloadT]) -> Outcome | None:
         """Undo what execute() changed. None: this family cannot roll back."""
         return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,15 @@ from actions.registry import register
 from lab.wiring import Lab
 
 
-class _FileAction(Action):
+@dataclass(frozen=True)
+class FileText:
+    """What a file family writes, and (for write) what the file held before (None: absent)."""
+
+    text: str
+    old: str | None = None
+
+
+class _FileAction(Action[FileText]):
     def __init__(self, target: Target, lab: Lab, params: Mapping[str, Any]) -> None:
         super().__init__(target, lab)
         if "dir" not in params:
@@ -62,7 +71,7 @@ class FileWrite(_FileAction):
     family = "file.write"
     verb = "write"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[FileText]:
         text = self.knob("text", "hello\n")
         old = self.path.read_text() if self.path.exists() else None
         diff = "".join(
@@ -82,11 +91,11 @@ class FileWrite(_FileAction):
             else Confirmation(f"Create {self.path}?"),
             reversible=True,
             diff=diff or None,
-            data={"old": old, "text": text},
+            data=FileText(text, old),
             timeout=float(self.knob("timeout")) if self.knob("timeout") else None,
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[FileText], progress: Progress) -> Outcome:
         progress(0.0, f"writing {self.path}")
         if self.knob("marker"):
             Path(self.knob("marker")).write_text("started\n")
@@ -98,25 +107,25 @@ class FileWrite(_FileAction):
             raise ActionFailed("the disk said no", {"token": secret} if secret else {})
         if self.knob("fail") == "crash":
             raise RuntimeError(f"family bug while writing {self.path}")
-        self.path.write_text(str(plan.data["text"]))
+        self.path.write_text(plan.data.text)
         progress(1.0, "written")
-        details: dict[str, object] = {"bytes": len(str(plan.data["text"]))}
+        details: dict[str, object] = {"bytes": len(plan.data.text)}
         if secret:
             details["password"] = secret
             details["note"] = f"connected with {secret} to the store"
         return Outcome(True, f"wrote {self.path}" + (f" using {secret}" if secret else ""), details)
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[FileText], outcome: Outcome) -> Outcome:
         if self.knob("fail") == "verify":
             return Outcome(False, f"{self.path} does not hold what was written")
-        if self.path.read_text() != plan.data["text"]:
+        if self.path.read_text() != plan.data.text:
             raise ActionFailed(f"{self.path} does not hold what was written")
         return Outcome(True, outcome.message, outcome.details)
 
-    async def rollback(self, plan: Plan) -> Outcome | None:
+    async def rollback(self, plan: Plan[FileText]) -> Outcome | None:
         if self.knob("rollback") == "fail":
             raise ActionFailed("rollback could not restore the file")
-        old = plan.data["old"]
+        old = plan.data.old
         if old is None:
             self.path.unlink(missing_ok=True)
             return Outcome(True, f"removed {self.path}")
@@ -129,7 +138,7 @@ class FileAppend(_FileAction):
     family = "file.append"
     verb = "append"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[FileText]:
         return Plan(
             family=self.family,
             target=self.target,
@@ -137,17 +146,17 @@ class FileAppend(_FileAction):
             steps=(Step(f"append to {self.path}", "local", changes=(str(self.path),)),),
             blast_radius=BlastRadius.SINGLE,
             confirmation=Confirmation(f"Append to {self.path}?"),
-            data={"text": self.knob("text", "more\n")},
+            data=FileText(self.knob("text", "more\n")),
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[FileText], progress: Progress) -> Outcome:
         with self.path.open("a") as f:
-            f.write(str(plan.data["text"]))
+            f.write(plan.data.text)
         if self.knob("fail") == "execute":
             raise ActionFailed("appended, then the remote end hung up")
         return Outcome(True, f"appended to {self.path}")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[FileText], outcome: Outcome) -> Outcome:
         return outcome
 
 
@@ -156,11 +165,11 @@ class BadPlan(_FileAction):
     family = "file.badplan"
     verb = "badplan"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[FileText]:
         raise ActionFailed(f"cannot read {self.path}: permission denied")
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[FileText], progress: Progress) -> Outcome:
         raise AssertionError("never runs")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[FileText], outcome: Outcome) -> Outcome:
         raise AssertionError("never runs")

@@ -207,8 +207,8 @@ async def test_restore_to_staging_verifies_every_file(
     )
     prepared = await runner.prepare(action)
     plan = prepared.plan
-    assert plan.blast_radius is BlastRadius.SINGLE and plan.data["overwritten_count"] == 0
-    assert plan.data["files"] >= 10 and plan.data["bytes"] > 3 * (4 << 20)
+    assert plan.blast_radius is BlastRadius.SINGLE and plan.data.overwritten_count == 0
+    assert plan.data.files >= 10 and plan.data.bytes > 3 * (4 << 20)
     result = await runner.run(prepared, "y", lambda f, m: seen.append(f))
     assert result.ok, result.outcome.message
     assert "verified" in result.outcome.message and seen[-1] == 1.0
@@ -255,7 +255,7 @@ async def test_an_include_with_glob_characters_means_only_that_file(
     prepared = await runner.prepare(
         restore(lab, snapshot="latest", include=[str(exact)], target=str(target))
     )
-    assert prepared.plan.data["files"] == 1
+    assert prepared.plan.data.files == 1
     assert (await runner.run(prepared, "y")).ok
     out = target / str(exact.parent).lstrip("/")
     assert [p.name for p in out.iterdir()] == ["star*q?.txt"]  # not starXq1.txt
@@ -278,7 +278,7 @@ async def test_restore_refuses_a_non_empty_target_without_overwrite(
         restore(lab, snapshot="latest", include=include, target=str(target), overwrite=True)
     )
     assert prepared.plan.blast_radius is BlastRadius.DISRUPTIVE
-    assert prepared.plan.data["overwritten"] == [str(keep)]
+    assert list(prepared.plan.data.overwritten) == [str(keep)]
     assert prepared.plan.confirmation.expect == str(target)
     with pytest.raises(Refused, match="confirmation did not match"):
         await runner.run(prepared, "y")
@@ -297,7 +297,7 @@ async def test_in_place_restore_demands_the_typed_path(lab: Lab, restic_lab: Res
         )
         assert prepared.plan.blast_radius is BlastRadius.DISRUPTIVE
         assert prepared.plan.confirmation.expect == str(victim)
-        assert prepared.plan.data["overwritten"] == [str(victim)]
+        assert list(prepared.plan.data.overwritten) == [str(victim)]
         with pytest.raises(Refused):
             await runner.run(prepared, "yes")
         assert victim.read_text() == "damaged\n"
@@ -362,7 +362,7 @@ async def test_cancel_mid_restore_reports_partial_files_and_touches_nothing_else
     # the killed restic's lock is gone again (a cancel must not lock the repository)
     assert action.lock_note in ("", "removed the lock the cancelled restore left")
     assert restic_lab.restic("list", "locks", "--no-lock").stdout.strip() == ""
-    expected = prepared.plan.data["expected"]
+    expected = prepared.plan.data.expected
     assert {p["path"] for p in action.partial} <= set(expected)
     assert all(p["size"] <= p["expected"] for p in action.partial)
     # nothing outside the selection was created: every path is selected or an ancestor of one

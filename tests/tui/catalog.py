@@ -56,6 +56,7 @@ def restart_plan() -> Plan:
         confirmation=Confirmation("Restart jellyfin?"),
         reversible=False,
         cost="≈5 s downtime",
+        data=None,
     )
 
 
@@ -82,6 +83,7 @@ def peer_add_plan() -> Plan:
         reversible=True,
         diff=diff,
         notes=("The client config (with its private key) is shown once, after the add.",),
+        data=None,
     )
 
 

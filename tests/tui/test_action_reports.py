@@ -42,6 +42,7 @@ class FailsUntouched(Action):
             steps=(Step("fail at once", "local"),),
             blast_radius=BlastRadius.SINGLE,
             confirmation=Confirmation(f"Try {self.target.name}?"),
+            data=None,
         )
 
     async def execute(self, plan: Plan, progress: Progress) -> Outcome:

@@ -315,6 +315,7 @@ class WriteMarker(Action):
             reversible=True,
             cost="one small file",
             notes=("test-only action",),
+            data=None,
         )
 
     async def execute(self, plan: Plan, progress: Progress) -> Outcome:

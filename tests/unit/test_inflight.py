@@ -63,6 +63,7 @@ class SlowEngineCall(Action):
             steps=(Step("block in a thread", "local"),),
             blast_radius=BlastRadius.SINGLE,
             confirmation=Confirmation("go?"),
+            data=None,
         )
 
     async def execute(self, plan: Plan, progress: Progress) -> Outcome:

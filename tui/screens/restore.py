@@ -33,7 +33,7 @@ from textual.widgets import (
 from textual.widgets.tree import TreeNode as UINode
 from textual.worker import Worker
 
-from actions.backups import RestoreAction, default_staging
+from actions.backups import RestoreAction, RestoreSpec, default_staging
 from actions.base import Plan, Step, Target
 from lab.backups import Restic, TreeNode, children, find_backup
 from lab.model import RepoState, Snapshot
@@ -496,15 +496,13 @@ class RestoreScreen(WizardScreen[None]):
             items = outcome.details.get(key)
             if items:
                 text.append(f"{key}: {len(items)}\n", "red")
-        text.append(f"\ntarget: {prepared.plan.data['target']}\n")
+        text.append(f"\ntarget: {prepared.plan.data.target}\n")
         self.summarise(text)
 
     def summary_cancelled(self, prepared: Prepared) -> None:
         partial = (self.action_obj.partial if self.action_obj else None) or []
         text = Text("Restore cancelled.\n", "bold yellow")
-        text.append(
-            f"{len(partial)} files were written (partly) in {prepared.plan.data['target']}:\n"
-        )
+        text.append(f"{len(partial)} files were written (partly) in {prepared.plan.data.target}:\n")
         for p in partial[:20]:
             state = (
                 "complete"
@@ -523,12 +521,12 @@ class RestoreScreen(WizardScreen[None]):
         self.show_step("summary")
 
 
-def preview_text(plan: Plan) -> Text:
+def preview_text(plan: Plan[RestoreSpec]) -> Text:
     """The plan as the wizard's preview shows it: how much (in the units of the rest of the
     console) and what is overwritten first, then the plan with each step's exact command. A
     warning only when space is short."""
     data = plan.data
-    files, size, free = int(data["files"]), int(data["bytes"]), int(data["free"])
+    files, size, free = data.files, data.bytes, data.free
     text = Text()
     text.append(f"{plural(files, 'file')}, {bytes_h(size)} to restore · ", "bold")
     if free and size >= SHORT_OF_SPACE * free:
@@ -536,10 +534,10 @@ def preview_text(plan: Plan) -> Text:
     else:
         text.append(f"{bytes_h(free)} free")
     text.append("\n")
-    count = int(data["overwritten_count"])
+    count = data.overwritten_count
     if count:
         text.append(f"{plural(count, 'existing file')} will be overwritten:\n", "bold red")
-        for p in data["overwritten"][:10]:
+        for p in data.overwritten[:10]:
             text.append(f"  {p}\n", "red")
     else:
         text.append("nothing existing is overwritten\n", "green")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -228,7 +229,39 @@ async def wait_started(
         inspect = await _inspect(endpoint, cid)
 
 
-class _OneContainer(Action):
+@dataclass(frozen=True)
+class ContainerRef:
+    """One container exactly as planned: its id (what execute acts on, whatever name was typed)
+    and what verify compares against (the StartedAt before, whether it has a healthcheck)."""
+
+    id: str
+    name: str
+    endpoint: str
+    started_at: str
+    healthcheck: bool
+    stop_timeout: int
+    state: str
+
+
+@dataclass(frozen=True)
+class BulkRestartSpec:
+    endpoint: str
+    containers: tuple[ContainerRef, ...]
+
+
+def _ref(endpoint: str, inspect: Mapping[str, Any]) -> ContainerRef:
+    return ContainerRef(
+        id=str(inspect["Id"]),
+        name=_name(inspect),
+        endpoint=endpoint,
+        started_at=_started(inspect),
+        healthcheck=_has_healthcheck(inspect),
+        stop_timeout=_stop_timeout(inspect),
+        state=str((inspect.get("State") or {}).get("Status", "?")),
+    )
+
+
+class _OneContainer(Action[ContainerRef]):
     """Shared by the single-container families: look the container up exactly, plan one call."""
 
     kind: ClassVar[str] = "container"
@@ -250,8 +283,8 @@ class _OneContainer(Action):
     def lock_keys(self) -> tuple[str, ...]:
         return (f"container:{self.target.name}@{self.endpoint_name}",)
 
-    async def identity(self, plan: Plan) -> Identity:
-        return container_identity(self, self.endpoint_name, [str(plan.data["id"])])
+    async def identity(self, plan: Plan[ContainerRef]) -> Identity:
+        return container_identity(self, self.endpoint_name, [plan.data.id])
 
     async def _lookup(self) -> tuple[DockerEndpoint, JSONDict]:
         endpoint = _endpoint(self)
@@ -274,12 +307,10 @@ class _OneContainer(Action):
     def cost(self, stop_timeout: int) -> str:
         return ""
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[ContainerRef]:
         endpoint, inspect = await self._lookup()
-        cid = str(inspect["Id"])
-        name = _name(inspect)
-        timeout = _stop_timeout(inspect)
-        state = (inspect.get("State") or {}).get("Status", "?")
+        ref = _ref(endpoint.name, inspect)
+        cid, name, timeout, state = ref.id, ref.name, ref.stop_timeout, ref.state
         return Plan(
             family=self.family,
             target=Target("container", name, self.endpoint_name),
@@ -290,40 +321,32 @@ class _OneContainer(Action):
             confirmation=self.confirmation(name),
             cost=self.cost(timeout),
             notes=self.notes(inspect),
-            data={
-                "id": cid,
-                "name": name,
-                "endpoint": endpoint.name,
-                "started_at": _started(inspect),
-                "healthcheck": _has_healthcheck(inspect),
-                "stop_timeout": timeout,
-                "state": state,
-            },
+            data=ref,
         )
 
 
-async def _start_if_left_down(action: _OneContainer, plan: Plan) -> Outcome | None:
+async def _start_if_left_down(action: _OneContainer, plan: Plan[ContainerRef]) -> Outcome | None:
     """Rollback of restart and stop: start the container again if it was running when planned
     and is not now. None (nothing to undo) when it was not running or still runs."""
-    if plan.data.get("state") != "running":
+    if plan.data.state != "running":
         return None
-    endpoint, cid = _endpoint(action), str(plan.data["id"])
+    endpoint, cid = _endpoint(action), plan.data.id
     if ((await _inspect(endpoint, cid)).get("State") or {}).get("Running"):
         return None
     await _call(endpoint, lambda api: api.start(cid), f"start {cid[:12]}")
-    return Outcome(True, f"{plan.data['name']} was left down; started again")
+    return Outcome(True, f"{plan.data.name} was left down; started again")
 
 
-async def _verify_started(action: _OneContainer, plan: Plan, word: str) -> Outcome:
+async def _verify_started(action: _OneContainer, plan: Plan[ContainerRef], word: str) -> Outcome:
     """Restart and start both end the same way: running with a new StartedAt (and healthy)."""
     inspect, note = await wait_started(
         _endpoint(action),
-        str(plan.data["id"]),
-        str(plan.data["started_at"]),
-        bool(plan.data["healthcheck"]),
+        plan.data.id,
+        plan.data.started_at,
+        plan.data.healthcheck,
         action.progress,
     )
-    return _started_outcome(plan, inspect, word, note)
+    return _started_outcome(plan.data, inspect, word, note)
 
 
 @register
@@ -335,17 +358,17 @@ class ContainerRestart(_OneContainer):
     def cost(self, stop_timeout: int) -> str:
         return f"downtime while it stops (up to {stop_timeout} s) and starts again"
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
-        endpoint, cid, t = _endpoint(self), str(plan.data["id"]), int(plan.data["stop_timeout"])
+    async def execute(self, plan: Plan[ContainerRef], progress: Progress) -> Outcome:
+        endpoint, cid, t = _endpoint(self), plan.data.id, plan.data.stop_timeout
         self.progress = progress
-        progress(None, f"restarting {plan.data['name']}")
+        progress(None, f"restarting {plan.data.name}")
         await _call(endpoint, lambda api: api.restart(cid, timeout=t), f"restart {cid[:12]}")
-        return Outcome(True, f"restart of {plan.data['name']} requested")
+        return Outcome(True, f"restart of {plan.data.name} requested")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[ContainerRef], outcome: Outcome) -> Outcome:
         return await _verify_started(self, plan, "restarted")
 
-    async def rollback(self, plan: Plan) -> Outcome | None:
+    async def rollback(self, plan: Plan[ContainerRef]) -> Outcome | None:
         """A restart is stop + start inside the engine; when the start half fails the container
         is left down. Bring it back if it was running before; a running one is left alone."""
         return await _start_if_left_down(self, plan)
@@ -362,14 +385,14 @@ class ContainerStart(_OneContainer):
             return ("it is already running: start changes nothing and verify will fail",)
         return ()
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
-        endpoint, cid = _endpoint(self), str(plan.data["id"])
+    async def execute(self, plan: Plan[ContainerRef], progress: Progress) -> Outcome:
+        endpoint, cid = _endpoint(self), plan.data.id
         self.progress = progress
-        progress(None, f"starting {plan.data['name']}")
+        progress(None, f"starting {plan.data.name}")
         await _call(endpoint, lambda api: api.start(cid), f"start {cid[:12]}")
-        return Outcome(True, f"start of {plan.data['name']} requested")
+        return Outcome(True, f"start of {plan.data.name} requested")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[ContainerRef], outcome: Outcome) -> Outcome:
         return await _verify_started(self, plan, "started")
 
 
@@ -388,14 +411,14 @@ class ContainerStop(_OneContainer):
     def cost(self, stop_timeout: int) -> str:
         return "the container stays down until started again"
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
-        endpoint, cid, t = _endpoint(self), str(plan.data["id"]), int(plan.data["stop_timeout"])
-        progress(None, f"stopping {plan.data['name']}")
+    async def execute(self, plan: Plan[ContainerRef], progress: Progress) -> Outcome:
+        endpoint, cid, t = _endpoint(self), plan.data.id, plan.data.stop_timeout
+        progress(None, f"stopping {plan.data.name}")
         await _call(endpoint, lambda api: api.stop(cid, timeout=t), f"stop {cid[:12]}")
-        return Outcome(True, f"stop of {plan.data['name']} requested")
+        return Outcome(True, f"stop of {plan.data.name} requested")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
-        endpoint, cid = _endpoint(self), str(plan.data["id"])
+    async def verify(self, plan: Plan[ContainerRef], outcome: Outcome) -> Outcome:
+        endpoint, cid = _endpoint(self), plan.data.id
         deadline = time.monotonic() + RUNNING_WAIT
         while True:
             inspect = await _inspect(endpoint, cid)
@@ -403,20 +426,20 @@ class ContainerStop(_OneContainer):
             if not state.get("Running") and state.get("Status") in ("exited", "stopped", "dead"):
                 return Outcome(
                     True,
-                    f"{plan.data['name']} stopped (exit code {state.get('ExitCode')})",
+                    f"{plan.data.name} stopped (exit code {state.get('ExitCode')})",
                     {"state": state.get("Status"), "exit_code": state.get("ExitCode")},
                 )
             if time.monotonic() > deadline:
-                raise ActionFailed(f"{plan.data['name']} is still {state.get('Status')!r}")
+                raise ActionFailed(f"{plan.data.name} is still {state.get('Status')!r}")
             await asyncio.sleep(POLL)
 
-    async def rollback(self, plan: Plan) -> Outcome | None:
+    async def rollback(self, plan: Plan[ContainerRef]) -> Outcome | None:
         """A stop that did not verify: start it again if it was running before."""
         return await _start_if_left_down(self, plan)
 
 
 @register
-class ContainerBulkRestart(Action):
+class ContainerBulkRestart(Action[BulkRestartSpec]):
     """Restart several containers of one endpoint: `containers:web-*@local` (a glob over the
     names the engine reports) or params {"names": [...]} (exact names)."""
 
@@ -457,13 +480,13 @@ class ContainerBulkRestart(Action):
             return tuple(f"container:{n}@{self.endpoint_name}" for n in self._planned)
         return (str(self.target),)
 
-    async def identity(self, plan: Plan) -> Identity:
+    async def identity(self, plan: Plan[BulkRestartSpec]) -> Identity:
         # each member's own identity: a bulk restart takes every member's lock and counts
         # against every member's rate limit
-        ids = [str(item["id"]) for item in plan.data["containers"]]
+        ids = [item.id for item in plan.data.containers]
         return container_identity(self, self.endpoint_name, ids)
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[BulkRestartSpec]:
         endpoint = _endpoint(self)
         try:
             by_name = await list_names(endpoint)
@@ -502,28 +525,16 @@ class ContainerBulkRestart(Action):
                 str(count),
             ),
             cost="each is down while it stops and starts; they restart one after another",
-            data={
-                "endpoint": endpoint.name,
-                "containers": [
-                    {
-                        "id": i["Id"],
-                        "name": _name(i),
-                        "started_at": _started(i),
-                        "healthcheck": _has_healthcheck(i),
-                        "stop_timeout": _stop_timeout(i),
-                    }
-                    for i in inspects
-                ],
-            },
+            data=BulkRestartSpec(endpoint.name, tuple(_ref(endpoint.name, i) for i in inspects)),
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[BulkRestartSpec], progress: Progress) -> Outcome:
         endpoint = _endpoint(self)
         self.progress = progress
-        items = list(plan.data["containers"])
+        items = plan.data.containers
         for n, item in enumerate(items):
-            cid, t = str(item["id"]), int(item["stop_timeout"])
-            progress(n / len(items), f"restarting {item['name']} ({n + 1}/{len(items)})")
+            cid, t = item.id, item.stop_timeout
+            progress(n / len(items), f"restarting {item.name} ({n + 1}/{len(items)})")
             await _call(
                 endpoint,
                 lambda api, cid=cid, t=t: api.restart(cid, timeout=t),
@@ -532,25 +543,21 @@ class ContainerBulkRestart(Action):
         progress(1.0, f"restarted {len(items)} containers")
         return Outcome(True, f"restart of {len(items)} containers requested")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[BulkRestartSpec], outcome: Outcome) -> Outcome:
         endpoint = _endpoint(self)
         failed: dict[str, str] = {}
         unevaluated: list[str] = []
-        for item in plan.data["containers"]:
+        for item in plan.data.containers:
             try:
                 _, note = await wait_started(
-                    endpoint,
-                    str(item["id"]),
-                    str(item["started_at"]),
-                    bool(item["healthcheck"]),
-                    self.progress,
+                    endpoint, item.id, item.started_at, item.healthcheck, self.progress
                 )
             except ActionFailed as exc:
-                failed[str(item["name"])] = str(exc)
+                failed[item.name] = str(exc)
             else:
                 if note is not None:
-                    unevaluated.append(str(item["name"]))
-        total = len(plan.data["containers"])
+                    unevaluated.append(item.name)
+        total = len(plan.data.containers)
         if failed:
             raise ActionFailed(f"{len(failed)} of {total} did not come back: {failed}", failed)
         note = (
@@ -573,13 +580,13 @@ async def _call(endpoint: DockerEndpoint, fn: Any, what: str) -> None:
 
 
 def _started_outcome(
-    plan: Plan, inspect: Mapping[str, Any], done: str, note: str | None = None
+    ref: ContainerRef, inspect: Mapping[str, Any], done: str, note: str | None = None
 ) -> Outcome:
     state = inspect.get("State") or {}
     health = (state.get("Health") or {}).get("Status") or None
     details: dict[str, Any] = {
         "started_at": _started(inspect),
-        "previous_started_at": plan.data["started_at"],
+        "previous_started_at": ref.started_at,
     }
     if note is not None:
         details["health"] = NOT_EVALUATED
@@ -587,7 +594,7 @@ def _started_outcome(
         details["health"] = health
     return Outcome(
         True,
-        f"{plan.data['name']} {done}: running since {_started(inspect)}"
+        f"{ref.name} {done}: running since {_started(inspect)}"
         + (f"; {note}" if note else f", {health}" if health else ""),
         details,
     )

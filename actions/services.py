@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 from actions.base import (
@@ -34,7 +35,23 @@ VERIFY_WITHIN = 30.0
 READ_TIMEOUT = 15.0
 
 
-class ServiceAction(Action):
+@dataclass(frozen=True)
+class UnitBefore:
+    """The unit as planned: what verify compares against (a new run has a new InvocationID or
+    MainPID) and rollback reads (a stop restarts only a unit that was active)."""
+
+    active_state: str
+    main_pid: str
+    invocation_id: str
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    unit: str
+    before: UnitBefore
+
+
+class ServiceAction(Action[ServiceChange]):
     """Shared by restart, start and stop."""
 
     kind: ClassVar[str] = "service"
@@ -45,7 +62,7 @@ class ServiceAction(Action):
     def unit(self) -> str:
         return unit_name(self.target.name)
 
-    async def identity(self, plan: Plan) -> Identity:
+    async def identity(self, plan: Plan[ServiceChange]) -> Identity:
         # nginx and nginx.service, @local and @<this machine's name>: one unit on one host
         host = canonical_host(self.lab.config, self.host)
         return Identity((f"service:{self.unit}@{host}",), (host,))
@@ -102,7 +119,7 @@ class ServiceAction(Action):
     def _radius(self) -> BlastRadius:
         return BlastRadius.SINGLE
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[ServiceChange]:
         before = await self.read_unit()
         if before.get("LoadState") == "not-found":
             raise ActionFailed(f"{self.unit} does not exist on {self.host}")
@@ -123,15 +140,17 @@ class ServiceAction(Action):
             confirmation=self._confirmation(),
             reversible=False,
             cost="the service is down while it restarts" if self.verb != "start" else "",
-            data={
-                "unit": self.unit,
-                "before": {
-                    k: before.get(k, "") for k in ("ActiveState", "MainPID", "InvocationID")
-                },
-            },
+            data=ServiceChange(
+                self.unit,
+                UnitBefore(
+                    before.get("ActiveState", ""),
+                    before.get("MainPID", ""),
+                    before.get("InvocationID", ""),
+                ),
+            ),
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[ServiceChange], progress: Progress) -> Outcome:
         progress(None, f"systemctl {self.systemctl_verb} {self.unit}")
         result = await self._executor().run(list(plan.steps[0].argv or ()), timeout=VERIFY_WITHIN)
         if not result.ok:
@@ -142,12 +161,12 @@ class ServiceAction(Action):
             )
         return Outcome(True, f"systemctl {self.systemctl_verb} {self.unit} exited 0")
 
-    def _settled(self, before: dict[str, str], now: dict[str, str]) -> bool:
+    def _settled(self, before: UnitBefore, now: dict[str, str]) -> bool:
         active = now.get("ActiveState") == "active"
         return active if self.want_active else now.get("ActiveState") in ("inactive", "failed")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
-        before = dict(plan.data.get("before", {}))
+    async def verify(self, plan: Plan[ServiceChange], outcome: Outcome) -> Outcome:
+        before = plan.data.before
         deadline = time.monotonic() + VERIFY_WITHIN
         now = await self.read_unit()
         while not self._settled(before, now) and time.monotonic() < deadline:
@@ -172,16 +191,15 @@ class ServiceRestart(ServiceAction):
     verb = "restart"
     systemctl_verb = "restart"
 
-    def _settled(self, before: dict[str, str], now: dict[str, str]) -> bool:
+    def _settled(self, before: UnitBefore, now: dict[str, str]) -> bool:
         # A new InvocationID proves a new run even for units whose MainPID is reused or 0.
         return now.get("ActiveState") == "active" and (
-            now.get("InvocationID") != before.get("InvocationID")
-            or now.get("MainPID") != before.get("MainPID")
+            now.get("InvocationID") != before.invocation_id or now.get("MainPID") != before.main_pid
         )
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[ServiceChange], outcome: Outcome) -> Outcome:
         done = await super().verify(plan, outcome)
-        old = plan.data.get("before", {}).get("MainPID", "0")
+        old = plan.data.before.main_pid
         return Outcome(True, f"{done.message} (was {old})", {**done.details, "old_pid": int(old)})
 
 
@@ -208,8 +226,8 @@ class ServiceStop(ServiceAction):
             expect=self.target.name,
         )
 
-    async def rollback(self, plan: Plan) -> Outcome | None:
-        if plan.data.get("before", {}).get("ActiveState") != "active":
+    async def rollback(self, plan: Plan[ServiceChange]) -> Outcome | None:
+        if plan.data.before.active_state != "active":
             return None
         result = await self._executor().run(
             ["systemctl", "start", "--", self.unit], timeout=VERIFY_WITHIN

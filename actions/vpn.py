@@ -2,10 +2,11 @@
 
 Targets are vpn:IFACE@HOST ([[vpn]] in the config). Every family changes two things — the live
 interface (`wg set`, via lab.executor(host), so SSH hosts work the same) and the persisted
-wg-quick conf (peers_file: written atomically with a backup) — and keeps in `plan.data` what
-rollback needs to put both back: the argv that undoes the live change and the conf's old bytes.
+wg-quick conf (peers_file: written atomically with a backup). The live change runs as the plan's
+own first step (its argv is not kept twice); the payload (PeerChange) keeps what rollback needs
+to put both back: the argv that undoes the live change and the conf's old bytes.
 
-Secrets: the new client's private key and the preshared key live only in `plan.data` (never in
+Secrets: the new client's private key and the preshared key live only in the payload (never in
 Plan.to_record(), so never in the audit) and in Outcome.details under keys the audit log masks
 (`secret_client_config`, `secret_qr`: actions.audit masks values under keys naming a secret).
 `wg set` reads the preshared key from stdin, never from argv. The diff shown in the plan hides
@@ -33,7 +34,7 @@ import secrets as pysecrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from actions.base import (
     JSON,
@@ -323,7 +324,63 @@ class _State:
     backup_text: str | None = None  # the conf's .hlcon-bak before this action (None: none)
 
 
-class WgAction(Action):
+@dataclass(frozen=True)
+class WgSet:
+    """A `wg set` command and what it reads on stdin (a preshared key: never in argv)."""
+
+    argv: tuple[str, ...]
+    stdin: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfChange:
+    """The peers_file before and after, and its `.hlcon-bak` before (None: there was none)."""
+
+    path: str
+    old: str
+    new: str
+    old_backup: str | None
+
+
+@dataclass(frozen=True)
+class NameMemory:
+    """A peer name hlcon keeps itself (no `# name` comment holds it): set to `name`, was
+    `before`."""
+
+    key: str
+    name: str | None
+    before: str | None
+
+
+@dataclass(frozen=True)
+class PeerChange:
+    """What a peer family changes. The live change is the plan's first step; `live_stdin` is what
+    that step reads on stdin (a preshared key)."""
+
+    name: str
+    public_key: str
+    undo: WgSet
+    live_before: bool
+    live_after: bool
+    live_stdin: str | None = None
+    conf: ConfChange | None = None
+    remember: NameMemory | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewPeer(PeerChange):
+    """Peer add: the new client's address, keys and config (secrets: never in the record)."""
+
+    address: str
+    client_private_key: str
+    client_config: str
+    nix: str | None = None  # a declarative host: the snippet to add to its Nix config
+
+
+ChangeT = TypeVar("ChangeT", bound=PeerChange)
+
+
+class WgAction(Action[ChangeT], Generic[ChangeT]):
     """Shared plumbing: load state, run `wg set`, persist the conf, roll both back."""
 
     kind: ClassVar[str] = "vpn"
@@ -408,83 +465,81 @@ class WgAction(Action):
         argv = ["sh", "-c", PERSIST_SCRIPT, "sh", path, "backup" if backup else "nobackup"]
         await self.run_cmd(executor, argv, text, f"writing {path}")
 
-    async def guard_unchanged(self, plan: Plan, executor: Executor) -> None:
+    async def guard_unchanged(self, plan: Plan[ChangeT], executor: Executor) -> None:
         """The conf must still be what the plan diffed against (nothing is changed otherwise)."""
-        path, old = plan.data.get("conf_path"), plan.data.get("old_conf")
-        if path is None:
+        conf = plan.data.conf
+        if conf is None:
             return
         try:
-            now = await read_conf_text(executor, Path(str(path)))
+            now = await read_conf_text(executor, Path(conf.path))
         except ReadError as exc:
             raise ActionFailed(str(exc)) from None
-        if now != old:
-            raise ActionFailed(f"{path} changed since the plan was made; plan again")
+        if now != conf.old:
+            raise ActionFailed(f"{conf.path} changed since the plan was made; plan again")
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[ChangeT], progress: Progress) -> Outcome:
         cfg = self.cfg()
         executor = self.lab.executor(cfg.host)
         await self.guard_unchanged(plan, executor)
         progress(0.2, "changing the live interface")
-        live = plan.data["live"]
-        await self.run_cmd(executor, live["argv"], live.get("stdin"), "wg set")
-        if plan.data.get("conf_path") is not None:
-            progress(0.6, f"writing {plan.data['conf_path']}")
-            await self.persist(
-                executor, str(plan.data["conf_path"]), str(plan.data["new_conf"]), True
-            )
-        remember = plan.data.get("remember")
-        if isinstance(remember, dict):
-            new_name = remember.get("name")
+        # what was confirmed is what runs: the plan's own first step
+        live_argv = plan.steps[0].argv
+        if live_argv is None:
+            raise ActionFailed(f"the plan's first step is not a command: {plan.steps[0]}")
+        await self.run_cmd(executor, live_argv, plan.data.live_stdin, "wg set")
+        conf = plan.data.conf
+        if conf is not None:
+            progress(0.6, f"writing {conf.path}")
+            await self.persist(executor, conf.path, conf.new, True)
+        remember = plan.data.remember
+        if remember is not None:
             await asyncio.to_thread(
-                remember_name,
-                self.lab.config,
-                cfg,
-                str(remember["key"]),
-                str(new_name) if new_name is not None else None,
+                remember_name, self.lab.config, cfg, remember.key, remember.name
             )
         progress(1.0, "done")
         return Outcome(True, plan.summary, self.outcome_details(plan))
 
-    def outcome_details(self, plan: Plan) -> dict[str, JSON]:
-        return {"peer": plan.data.get("public_key"), "name": plan.data.get("name")}
+    def outcome_details(self, plan: Plan[ChangeT]) -> dict[str, JSON]:
+        return {"peer": plan.data.public_key, "name": plan.data.name}
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[ChangeT], outcome: Outcome) -> Outcome:
         cfg = self.cfg()
-        key = str(plan.data["public_key"])
+        key = plan.data.public_key
         live, _ = await read_live(self.lab, cfg)
         present = live is not None and any(p.public_key == key for p in live.peers)
-        if present != bool(plan.data["live_after"]):
+        if present != plan.data.live_after:
             state = "missing from" if not present else "still on"
             raise ActionFailed(f"peer {key[:8]}… is {state} {cfg.interface} after the change")
-        path = plan.data.get("conf_path")
-        if path is not None:
-            text = await read_conf_text(self.lab.executor(cfg.host), Path(str(path)))
-            if text != plan.data["new_conf"]:
-                raise ActionFailed(f"{path} does not hold what was written")
+        conf = plan.data.conf
+        if conf is not None:
+            text = await read_conf_text(self.lab.executor(cfg.host), Path(conf.path))
+            if text != conf.new:
+                raise ActionFailed(f"{conf.path} does not hold what was written")
         return outcome
 
-    async def rollback(self, plan: Plan) -> Outcome | None:
+    async def rollback(self, plan: Plan[ChangeT]) -> Outcome | None:
         cfg = self.cfg()
         executor = self.lab.executor(cfg.host)
         undone: list[str] = []
-        undo = plan.data["undo"]
+        undo = plan.data.undo
         live, _ = await read_live(self.lab, cfg)
-        key = str(plan.data["public_key"])
+        key = plan.data.public_key
         present = live is not None and any(p.public_key == key for p in live.peers)
-        if present != bool(plan.data["live_before"]):
-            await self.run_cmd(executor, undo["argv"], undo.get("stdin"), "wg set (rollback)")
+        if present != plan.data.live_before:
+            await self.run_cmd(executor, undo.argv, undo.stdin, "wg set (rollback)")
             undone.append("live interface restored")
-        path = plan.data.get("conf_path")
-        if path is not None:
-            now = await read_conf_text(executor, Path(str(path)))
-            if now != plan.data["old_conf"]:
-                await self.persist(executor, str(path), str(plan.data["old_conf"]), False)
+        conf = plan.data.conf
+        if conf is not None:
+            path = conf.path
+            now = await read_conf_text(executor, Path(path))
+            if now != conf.old:
+                await self.persist(executor, path, conf.old, False)
                 undone.append(f"{path} restored byte for byte")
             else:
                 undone.append(f"{path} unchanged")
             # the write made a backup first; put the backup back as it was, or remove it
-            bak = backup_path(Path(str(path)))
-            old_backup = plan.data.get("old_backup")
+            bak = backup_path(Path(path))
+            old_backup = conf.old_backup
             if await read_optional_text(executor, bak) != old_backup:
                 if old_backup is None:
                     await self.run_cmd(executor, ["rm", "-f", "--", str(bak)], None, "rm")
@@ -492,23 +547,17 @@ class WgAction(Action):
                 else:
                     await self.persist(executor, str(bak), str(old_backup), False)
                     undone.append(f"{bak} restored")
-        remember = plan.data.get("remember")
-        if isinstance(remember, dict):
-            before = remember.get("before")
+        remember = plan.data.remember
+        if remember is not None:
+            before = remember.before
             if self.remembered(cfg).get(key) != before:
-                await asyncio.to_thread(
-                    remember_name,
-                    self.lab.config,
-                    cfg,
-                    key,
-                    str(before) if before is not None else None,
-                )
+                await asyncio.to_thread(remember_name, self.lab.config, cfg, key, before)
                 undone.append("the peer's name put back" if before else "the peer's name forgotten")
         return Outcome(True, "; ".join(undone) or "nothing to undo", {"peer": key})
 
 
 @register
-class PeerAdd(WgAction):
+class PeerAdd(WgAction[NewPeer]):
     family = "vpn.peer-add"
     verb = "peer-add"
 
@@ -544,7 +593,7 @@ class PeerAdd(WgAction):
         except ValueError:
             return []
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[NewPeer]:
         name = check_name(self.name)
         st = await self.load()
         cfg = st.cfg
@@ -601,39 +650,36 @@ class PeerAdd(WgAction):
         steps = [
             Step(f"add peer {name} ({host_net}) to {cfg.interface} live", cfg.host, tuple(argv))
         ]
-        data: dict[str, JSON] = {
-            "name": name,
-            "public_key": public,
-            "address": host_net,
-            "live": {"argv": argv, "stdin": psk},
-            "undo": {"argv": ["wg", "set", cfg.interface, "peer", public, "remove"]},
-            "live_before": False,
-            "live_after": True,
-            "client_private_key": private,
-            "client_config": client,
-            "conf_path": None,
-        }
         diff = None
         notes: list[str] = [reserved_note] if reserved_note else []
+        snippet: str | None = None
+        conf: ConfChange | None = None
         if self.nixos(cfg):
             snippet = nix_snippet(cfg.interface, name, public, host_net)
-            data["nix"] = snippet
             notes.append("declarative host: the conf is not edited; add this to the Nix config:")
             notes.append(snippet)
         elif cfg.peers_file is not None and st.conf_text is not None:
             new = append_block(st.conf_text, server_peer_block(name, public, psk, host_net))
             diff = hidden_diff(st.conf_text, new, str(cfg.peers_file))
             steps.append(self.persist_step(cfg))
-            data.update(
-                conf_path=str(cfg.peers_file),
-                old_conf=st.conf_text,
-                new_conf=new,
-                old_backup=st.backup_text,
-            )
+            conf = ConfChange(str(cfg.peers_file), st.conf_text, new, st.backup_text)
         else:
             notes.append("no peers_file configured: the peer is live only and goes at restart")
-        if data["conf_path"] is None:  # no `# name` comment will hold the name: hlcon does
-            data["remember"] = {"key": public, "name": name, "before": None}
+        data = NewPeer(
+            name=name,
+            public_key=public,
+            undo=WgSet(("wg", "set", cfg.interface, "peer", public, "remove")),
+            live_before=False,
+            live_after=True,
+            live_stdin=psk,
+            conf=conf,
+            # no `# name` comment will hold the name: hlcon does
+            remember=NameMemory(public, name, None) if conf is None else None,
+            address=host_net,
+            client_private_key=private,
+            client_config=client,
+            nix=snippet,
+        )
         steps.append(Step(f"verify {name} appears in `wg show {cfg.interface}`", cfg.host))
         return Plan(
             family=self.family,
@@ -648,26 +694,27 @@ class PeerAdd(WgAction):
             data=data,
         )
 
-    def outcome_details(self, plan: Plan) -> dict[str, JSON]:
-        client = str(plan.data["client_config"])
+    def outcome_details(self, plan: Plan[NewPeer]) -> dict[str, JSON]:
+        client = plan.data.client_config
+        nix = plan.data.nix
         return {
-            "peer": plan.data["public_key"],
-            "name": plan.data["name"],
-            "address": plan.data["address"],
+            "peer": plan.data.public_key,
+            "name": plan.data.name,
+            "address": plan.data.address,
             # masked by the audit log (keys naming a secret); for the CLI and the wizard only
             "secret_client_config": client,
             "secret_qr": qr_text(client),
-            **({"nix": plan.data["nix"]} if "nix" in plan.data else {}),
+            **({"nix": nix} if nix is not None else {}),
             # what `hlcon do` prints verbatim after "done:"
             "print": [
                 "secret_client_config",
                 "secret_qr",
-                *(["nix"] if "nix" in plan.data else []),
+                *(["nix"] if nix is not None else []),
             ],
         }
 
 
-class _ExistingPeer(WgAction):
+class _ExistingPeer(WgAction[PeerChange]):
     """Remove, disable, enable: act on one existing peer, named by name or public key."""
 
     def __init__(self, target: Target, lab: Lab, peer: str = "") -> None:
@@ -695,9 +742,7 @@ class _ExistingPeer(WgAction):
                 return v.strip()
         return None
 
-    def readd(
-        self, st: _State, key: str, conf_peer: ConfPeer | None, psk: str | None
-    ) -> dict[str, JSON]:
+    def readd(self, st: _State, key: str, conf_peer: ConfPeer | None, psk: str | None) -> WgSet:
         """The `wg set` that puts the peer back live as it was (or as its conf block says)."""
         live = next((p for p in st.live.peers if p.public_key == key), None)
         values: dict[str, str | None]
@@ -719,7 +764,7 @@ class _ExistingPeer(WgAction):
             psk = psk or raw.get("presharedkey")
         else:
             raise ActionFailed(f"peer {key[:8]}… is neither live nor in the conf")
-        return {"argv": wg_set_peer_argv(st.cfg.interface, values, psk is not None), "stdin": psk}
+        return WgSet(tuple(wg_set_peer_argv(st.cfg.interface, values, psk is not None)), psk)
 
 
 @register
@@ -727,7 +772,7 @@ class PeerRemove(_ExistingPeer):
     family = "vpn.peer-remove"
     verb = "peer-remove"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[PeerChange]:
         st = await self.load()
         key, cp = self.find(st, self.peer)
         live_now = any(p.public_key == key for p in st.live.peers)
@@ -736,28 +781,22 @@ class PeerRemove(_ExistingPeer):
         label = cp.name if cp and cp.name else (kept or self.peer)
         rm = ["wg", "set", st.cfg.interface, "peer", key, "remove"]
         steps = [Step(f"remove peer {label} from {st.cfg.interface} live", st.cfg.host, tuple(rm))]
-        data: dict[str, JSON] = {
-            "name": label,
-            "public_key": key,
-            "live": {"argv": rm},
-            "undo": self.readd(st, key, cp, psk),
-            "live_before": live_now,
-            "live_after": False,
-            "conf_path": None,
-        }
-        if kept is not None:
-            data["remember"] = {"key": key, "name": None, "before": kept}
         diff = None
+        conf: ConfChange | None = None
         if cp is not None and st.conf is not None and st.conf_text is not None:
             new = remove_block(st.conf, cp)
             diff = hidden_diff(st.conf_text, new, str(st.cfg.peers_file))
             steps.append(self.persist_step(st.cfg))
-            data.update(
-                conf_path=str(st.cfg.peers_file),
-                old_conf=st.conf_text,
-                new_conf=new,
-                old_backup=st.backup_text,
-            )
+            conf = ConfChange(str(st.cfg.peers_file), st.conf_text, new, st.backup_text)
+        data = PeerChange(
+            name=label,
+            public_key=key,
+            undo=self.readd(st, key, cp, psk),
+            live_before=live_now,
+            live_after=False,
+            conf=conf,
+            remember=NameMemory(key, None, kept) if kept is not None else None,
+        )
         return Plan(
             family=self.family,
             target=self.target,
@@ -778,7 +817,7 @@ class PeerDisable(_ExistingPeer):
     family = "vpn.peer-disable"
     verb = "peer-disable"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[PeerChange]:
         st = await self.load()
         key, cp = self.find(st, self.peer)
         if cp is None or st.conf is None or st.conf_text is None:
@@ -806,18 +845,14 @@ class PeerDisable(_ExistingPeer):
             ),
             reversible=True,
             diff=hidden_diff(st.conf_text, new, str(st.cfg.peers_file)),
-            data={
-                "name": label,
-                "public_key": key,
-                "live": {"argv": rm},
-                "undo": self.readd(st, key, cp, psk),
-                "live_before": live_now,
-                "live_after": False,
-                "conf_path": str(st.cfg.peers_file),
-                "old_conf": st.conf_text,
-                "old_backup": st.backup_text,
-                "new_conf": new,
-            },
+            data=PeerChange(
+                name=label,
+                public_key=key,
+                undo=self.readd(st, key, cp, psk),
+                live_before=live_now,
+                live_after=False,
+                conf=ConfChange(str(st.cfg.peers_file), st.conf_text, new, st.backup_text),
+            ),
         )
 
 
@@ -826,7 +861,7 @@ class PeerEnable(_ExistingPeer):
     family = "vpn.peer-enable"
     verb = "peer-enable"
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[PeerChange]:
         st = await self.load()
         key, cp = self.find(st, self.peer)
         if cp is None or st.conf is None or st.conf_text is None or not cp.disabled:
@@ -834,7 +869,7 @@ class PeerEnable(_ExistingPeer):
         add = self.readd(st, key, cp, None)
         new = set_block_disabled(st.conf, cp, False)
         label = cp.name or self.peer
-        argv = [str(a) for a in add["argv"]]
+        argv = add.argv
         return Plan(
             family=self.family,
             target=self.target,
@@ -847,16 +882,13 @@ class PeerEnable(_ExistingPeer):
             confirmation=Confirmation(f"Enable peer {label}?"),
             reversible=True,
             diff=hidden_diff(st.conf_text, new, str(st.cfg.peers_file)),
-            data={
-                "name": label,
-                "public_key": key,
-                "live": add,
-                "undo": {"argv": ["wg", "set", st.cfg.interface, "peer", key, "remove"]},
-                "live_before": any(p.public_key == key for p in st.live.peers),
-                "live_after": True,
-                "conf_path": str(st.cfg.peers_file),
-                "old_conf": st.conf_text,
-                "old_backup": st.backup_text,
-                "new_conf": new,
-            },
+            data=PeerChange(
+                name=label,
+                public_key=key,
+                undo=WgSet(("wg", "set", st.cfg.interface, "peer", key, "remove")),
+                live_before=any(p.public_key == key for p in st.live.peers),
+                live_after=True,
+                live_stdin=add.stdin,
+                conf=ConfChange(str(st.cfg.peers_file), st.conf_text, new, st.backup_text),
+            ),
         )

@@ -133,18 +133,18 @@ async def test_peer_add_end_to_end_with_a_hostile_name(
     result = await runner.run(prepared, "")
     assert result.ok, result.outcome.message
     client = str(result.outcome.details["secret_client_config"])
-    private = str(plan.data["client_private_key"])
+    private = str(plan.data.client_private_key)
     assert f"PrivateKey = {private}" in client
     # persisted with a backup, the peer named by its comment
     conf = parse_wg_quick_conf(wg_testbed.conf.read_text())
     added = conf.by_name(name)
-    assert added is not None and added.public_key == plan.data["public_key"]
+    assert added is not None and added.public_key == plan.data.public_key
     assert Path(f"{wg_testbed.conf}.hlcon-bak").read_bytes() == before_conf
     assert not pwned.exists()
     # nothing secret reached the audit log: the client key, the psk, the client config
     audit = runner.audit.path.read_text()
     assert private not in audit
-    psk = str(plan.data["live"]["stdin"])  # type: ignore[index]
+    psk = str(plan.data.live_stdin)
     assert psk not in audit
     assert "[redacted]" in audit
     # a third namespace brings the generated config up and pings the server across the tunnel
@@ -152,7 +152,7 @@ async def test_peer_add_end_to_end_with_a_hostile_name(
     assert ping(wg_testbed.ns_new, "10.77.0.1")
     peer = {p.name: p for p in (await read(lab)).peers}[name]
     assert peer.online and peer.latest_handshake is not None
-    assert peer.allowed_ips == (str(plan.data["address"]),)
+    assert peer.allowed_ips == (str(plan.data.address),)
 
 
 async def test_qr_decodes_back_to_the_client_config(
@@ -163,7 +163,7 @@ async def test_qr_decodes_back_to_the_client_config(
     from PIL import Image
 
     prepared = await Runner(lab).prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "qr"}))
-    client = str(prepared.plan.data["client_config"])
+    client = str(prepared.plan.data.client_config)
     Runner(lab).cancel(prepared)
     png = tmp_path / "qr.png"
     segno.make(client, error="l", micro=False).save(str(png), scale=4)
@@ -504,7 +504,7 @@ async def test_an_interface_without_address_keeps_the_first_host(
     runner = Runner(lab)
     prepared = await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "bare"}))
     runner.cancel(prepared)
-    assert prepared.plan.data["address"] != "10.77.0.1/32"
+    assert prepared.plan.data.address != "10.77.0.1/32"
     assert any("10.77.0.1 is kept as the server's" in n for n in prepared.plan.notes)
 
 

@@ -80,7 +80,7 @@ async def test_wizard_adds_a_peer_that_comes_online(wg_testbed: WgTestbed, tmp_p
         await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
         shown = str(wizard.query_one("#plan", Static).render())
         assert f"{suggested}/32" in shown
-        private = str(wizard.prepared.plan.data["client_private_key"])
+        private = str(wizard.prepared.plan.data.client_private_key)
         assert "wg set" in shown and "+# wizard-phone" in shown
         assert private not in shown  # held back until the peer exists
         await pilot.press("enter")
@@ -232,7 +232,7 @@ async def test_wizard_address_step_refuses_what_is_not_free(
         await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
         assert "10.77.0.150/32" in str(wizard.query_one("#plan", Static).render())
-        assert wizard.prepared.plan.data["address"] == "10.77.0.150/32"
+        assert wizard.prepared.plan.data.address == "10.77.0.150/32"
         await pilot.press("escape", "escape")
         await wait_for(pilot, lambda: wizard.step == "name", "back at the name")
     phases = [r.phase for r in runner.audit.records()]

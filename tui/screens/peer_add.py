@@ -176,7 +176,7 @@ class PeerAddScreen(WizardScreen[Any]):
         self.peer_name = name
         plan = prepared.plan
         if address is None:
-            self.query_one("#address", Input).value = _plain_address(str(plan.data["address"]))
+            self.query_one("#address", Input).value = _plain_address(str(plan.data.address))
             self.show_step("address")
             return
         self.show_plan()
@@ -190,7 +190,7 @@ class PeerAddScreen(WizardScreen[Any]):
             text.append("\n\nPersisted conf:\n", "bold")
             text.append(plan.diff)
         text.append("\n\nClient config:\n", "bold")
-        text.append(_preview(str(plan.data["client_config"])))
+        text.append(_preview(str(plan.data.client_config)))
         self.query_one("#plan", Static).update(text)
         self.show_step("plan")
 
@@ -200,7 +200,7 @@ class PeerAddScreen(WizardScreen[Any]):
     def _address_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         wanted = event.value.strip()
-        planned = self.prepared.plan.data["address"] if self.prepared is not None else None
+        planned = self.prepared.plan.data.address if self.prepared is not None else None
         if planned is not None and wanted == _plain_address(str(planned)):
             self.error(None)
             self.show_plan()

@@ -17,6 +17,7 @@ import shlex
 import time
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -70,8 +71,34 @@ def cert_summary(cert: Cert) -> dict[str, JSON]:
     }
 
 
+@dataclass(frozen=True)
+class CertSeen:
+    """A certificate as the plan read it: what verify tells before from after by."""
+
+    serial: str
+    not_after: str  # ISO 8601
+    issuer: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, cert: Cert) -> CertSeen:
+        return cls(cert.serial, cert.not_after.isoformat(), cert.issuer, cert.fingerprint)
+
+    def record(self) -> dict[str, JSON]:
+        return dict(asdict(self))
+
+
+@dataclass(frozen=True)
+class RenewSpec:
+    """The renew as planned. The commands are the plan's own steps (the renew command first,
+    then the reload when `reloads`): what was confirmed is what runs."""
+
+    before: CertSeen | None  # None: the current certificate could not be read
+    reloads: bool
+
+
 @register
-class CertRenew(Action):
+class CertRenew(Action[RenewSpec]):
     family: ClassVar[str] = "cert.renew"
     verb: ClassVar[str] = "renew"
     kind: ClassVar[str] = "cert"
@@ -106,7 +133,7 @@ class CertRenew(Action):
         cfg = self._cfg()
         return cfg.host if cfg is not None else super().host
 
-    async def identity(self, plan: Plan) -> Identity:
+    async def identity(self, plan: Plan[RenewSpec]) -> Identity:
         # cert:NAME and cert:NAME@HOST are one certificate (create() refuses another host)
         host = canonical_host(self.lab.config, self.host)
         return Identity((f"cert:{self.target.name}",), (host,))
@@ -127,7 +154,7 @@ class CertRenew(Action):
         assert isinstance(reading, Cert)
         return reading
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[RenewSpec]:
         cfg = self.config()
         if not cfg.renew:
             raise ValueError(self.allowed() or f"cert {cfg.name} has no renew command")
@@ -174,11 +201,7 @@ class CertRenew(Action):
             reversible=False,
             cost="one certificate order at the CA (mind its rate limits)",
             notes=tuple(notes),
-            data={
-                "renew": renew,
-                "reload": reload,
-                "before": cert_summary(before) if before is not None else None,
-            },
+            data=RenewSpec(CertSeen.of(before) if before is not None else None, reload is not None),
             timeout=cfg.renew_timeout + RELOAD_TIMEOUT + VERIFY_WITHIN + 10.0,
         )
 
@@ -241,24 +264,25 @@ class CertRenew(Action):
             env[key] = secret.reveal()
         return env
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[RenewSpec], progress: Progress) -> Outcome:
         cfg = self.config()
-        details: dict[str, JSON] = {"before": plan.data.get("before")}
+        before = plan.data.before
+        details: dict[str, JSON] = {"before": before.record() if before is not None else None}
+        renew, reload = plan.steps[0].argv, plan.steps[1].argv if plan.data.reloads else None
+        if renew is None or (plan.data.reloads and reload is None):
+            raise ActionFailed(f"the plan of {cfg.name} has no command to run", details)
         env = await self._renew_env(cfg, details)
-        await self._run_step(
-            "renew", list(plan.data["renew"]), cfg.renew_timeout, progress, details, env
-        )
+        await self._run_step("renew", list(renew), cfg.renew_timeout, progress, details, env)
         renew_tail = details.get("output_tail")
-        reload = plan.data.get("reload")
         if reload:
             await self._run_step("reload", list(reload), RELOAD_TIMEOUT, progress, details)
         details["output_tail"] = renew_tail
         return Outcome(True, f"renew command for {cfg.name} succeeded", details)
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[RenewSpec], outcome: Outcome) -> Outcome:
         cfg = self.config()
-        before: Mapping[str, Any] | None = plan.data.get("before")
-        details: dict[str, JSON] = {"before": before}
+        before = plan.data.before
+        details: dict[str, JSON] = {"before": before.record() if before is not None else None}
         after: Cert | None = None
         last_error: ReadError | None = None
         deadline = time.monotonic() + self.verify_within
@@ -268,7 +292,7 @@ class CertRenew(Action):
             try:
                 after = await self._read(cfg)
                 last_error = None
-                if before is None or after.serial != before["serial"]:
+                if before is None or after.serial != before.serial:
                     break
             except ReadError as exc:
                 last_error = exc
@@ -290,22 +314,22 @@ class CertRenew(Action):
                 f"{after.not_after:%Y-%m-%d %H:%M:%S} (nothing earlier to compare)",
                 details,
             )
-        if after.serial == before["serial"]:
+        if after.serial == before.serial:
             raise ActionFailed(
                 f"certificate {cfg.name} still has serial {after.serial} after renew"
-                + (" and reload" if plan.data.get("reload") else "")
+                + (" and reload" if plan.data.reloads else "")
                 + f" (waited {self.verify_within:g}s for it to change)",
                 details,
             )
-        if after.not_after <= datetime.fromisoformat(str(before["not_after"])):
+        if after.not_after <= datetime.fromisoformat(before.not_after):
             raise ActionFailed(
                 f"certificate {cfg.name} has a new serial but its notAfter did not move later "
-                f"({before['not_after']} → {after.not_after.isoformat()})",
+                f"({before.not_after} → {after.not_after.isoformat()})",
                 details,
             )
         return Outcome(
             True,
-            f"renewed {cfg.name}: serial {before['serial']} → {after.serial}, notAfter "
-            f"{before['not_after']} → {after.not_after.isoformat()}",
+            f"renewed {cfg.name}: serial {before.serial} → {after.serial}, notAfter "
+            f"{before.not_after} → {after.not_after.isoformat()}",
             details,
         )

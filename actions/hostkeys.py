@@ -9,6 +9,7 @@ Rollback restores the file byte for byte.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from actions.base import (
@@ -32,8 +33,18 @@ from lab.ssh import (
 )
 
 
+@dataclass(frozen=True)
+class TrustSpec:
+    """The key the user confirmed (execute writes nothing if the host now presents another),
+    its known_hosts line and the file it is appended to."""
+
+    fingerprint: str
+    line: str
+    path: str
+
+
 @register(kind="host")
-class HostKeyTrust(Action):
+class HostKeyTrust(Action[TrustSpec]):
     family = "hostkey.trust"
     verb = "trust"
 
@@ -54,7 +65,7 @@ class HostKeyTrust(Action):
             return f"no SSH host named {self.target.name!r} ([[hosts]] in {self.lab.config.source})"
         return None
 
-    async def plan(self) -> Plan:
+    async def plan(self) -> Plan[TrustSpec]:
         host = self._host()
         key = await fetch_host_key(self.lab.config, host)
         files = known_hosts_files(self.lab.config, host)
@@ -88,47 +99,43 @@ class HostKeyTrust(Action):
                 expect=host.name,
             ),
             reversible=True,
-            data={
-                "fingerprint": key.fingerprint,
-                "line": key.known_hosts_line(),
-                "path": str(path),
-            },
+            data=TrustSpec(key.fingerprint, key.known_hosts_line(), str(path)),
         )
 
-    async def execute(self, plan: Plan, progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[TrustSpec], progress: Progress) -> Outcome:
         host = self._host()
         key = await fetch_host_key(self.lab.config, host)
-        if key.fingerprint != plan.data["fingerprint"]:
+        if key.fingerprint != plan.data.fingerprint:
             raise ActionFailed(
-                f"{host.name} now presents {key.fingerprint}, not the {plan.data['fingerprint']} "
+                f"{host.name} now presents {key.fingerprint}, not the {plan.data.fingerprint} "
                 "you confirmed: nothing written"
             )
-        path = Path(plan.data["path"])
+        path = Path(plan.data.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         before = path.read_bytes() if path.exists() else None
         text = (before or b"").decode()
         if text and not text.endswith("\n"):
             text += "\n"
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text + str(plan.data["line"]))
+        tmp.write_text(text + plan.data.line)
         tmp.replace(path)
         self._written = (before,)
         ssh_host(self.lab, host.name).reset_backoff()
         return Outcome(True, f"{key.fingerprint} added to {path}")
 
-    async def verify(self, plan: Plan, outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[TrustSpec], outcome: Outcome) -> Outcome:
         host = self._host()
         files = known_hosts_files(self.lab.config, host)
         fps = {k.get_fingerprint("sha256") for k in keys_on_file(files, host.address, host.port)}
-        if plan.data["fingerprint"] not in fps:
-            raise ActionFailed(f"{plan.data['fingerprint']} not found in {plan.data['path']}")
-        return Outcome(True, f"{host.name}'s key {plan.data['fingerprint']} is trusted")
+        if plan.data.fingerprint not in fps:
+            raise ActionFailed(f"{plan.data.fingerprint} not found in {plan.data.path}")
+        return Outcome(True, f"{host.name}'s key {plan.data.fingerprint} is trusted")
 
-    async def rollback(self, plan: Plan) -> Outcome | None:
+    async def rollback(self, plan: Plan[TrustSpec]) -> Outcome | None:
         written: tuple[bytes | None] | None = getattr(self, "_written", None)
         if written is None:
             return Outcome(True, "nothing was written")
-        path = Path(plan.data["path"])
+        path = Path(plan.data.path)
         before = written[0]
         if before is None:
             path.unlink(missing_ok=True)

@@ -229,7 +229,8 @@ async def test_renew_through_runner_changes_served_cert(acme_lab: AcmeLab, tmp_p
     prepared = await runner.prepare(action)
     plan = prepared.plan
     assert plan.steps[0].argv == tuple(shlex.split(acme_lab.renew_command))
-    assert plan.data["before"]["serial"] == before.serial
+    assert plan.data.before is not None
+    assert plan.data.before.serial == before.serial
     lines: list[str] = []
     result = await runner.run(prepared, answer="", progress=lambda _f, m: lines.append(m))
     assert result.ok, result.outcome.message

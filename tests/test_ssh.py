@@ -356,7 +356,7 @@ async def test_trust_flow_through_the_runner(sshd_hosts: SshdLab, tmp_path: Path
         assert entry.fault.what == "unverified host key"
         runner = Runner(the_lab)
         prepared = await runner.prepare(build("trust", "host:h1", the_lab, {}))
-        fingerprint = prepared.plan.data["fingerprint"]
+        fingerprint = prepared.plan.data.fingerprint
         assert fingerprint in entry.fault.why and fingerprint in prepared.plan.confirmation.prompt
         with pytest.raises(Refused):
             await runner.run(prepared, "yes")  # the host's name must be typed

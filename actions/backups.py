@@ -210,11 +210,6 @@ class StaleLocks:
     ids: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class BackupPaths:
-    paths: tuple[str, ...]
-
-
 RepoPayloadT = TypeVar("RepoPayloadT")
 
 
@@ -245,6 +240,16 @@ class RepoAction(Action[RepoPayloadT], Generic[RepoPayloadT]):
             path = os.path.realpath(path) if host == "local" else posixpath.normpath(path)
             return f"repo:{path}@{host}"
         return f"repo:{location}"
+
+    def step_args(self, plan: Plan[RepoPayloadT], index: int = 0) -> tuple[str, ...]:
+        """The restic arguments of the plan's step `index`: what was confirmed is what runs
+        (Restic.run adds the same prefix again, with the secrets in env or stdin)."""
+        argv, prefix = plan.steps[index].argv, tuple(self.restic.argv())
+        if argv is None or argv[: len(prefix)] != prefix:
+            raise ActionFailed(
+                f"step {index + 1} of the plan is not restic on repo:{self.cfg.name}"
+            )
+        return argv[len(prefix) :]
 
     async def identity(self, plan: Plan[RepoPayloadT]) -> Identity:
         host = canonical_host(self.lab.config, self.cfg.host)
@@ -478,7 +483,7 @@ class RestoreAction(RepoAction[RestoreSpec]):
         started = datetime.now(UTC)  # wall clock: compared with the times restic writes
         try:
             result = await self.restic.run(
-                *self.restore_argv(data.snapshot_id, json_progress),
+                *self.step_args(plan),
                 timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
                 on_line=on_line,
                 check=False,
@@ -606,7 +611,7 @@ class CheckAction(RepoAction[None]):
     async def execute(self, plan: Plan[None], progress: Progress) -> Outcome:
         progress(None, f"checking repo:{self.cfg.name}")
         result = await self.restic.run(
-            "check",
+            *self.step_args(plan),
             timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
             check=False,
         )
@@ -670,7 +675,7 @@ class UnlockAction(RepoAction[StaleLocks]):
 
     async def execute(self, plan: Plan[StaleLocks], progress: Progress) -> Outcome:
         try:
-            await self.restic.run("unlock", timeout=120)
+            await self.restic.run(*self.step_args(plan), timeout=120)
         except ResticError as exc:
             raise ActionFailed(str(exc)) from None
         return Outcome(True, f"removed stale locks from repo:{self.cfg.name}")
@@ -687,7 +692,7 @@ class UnlockAction(RepoAction[StaleLocks]):
 
 
 @register(kind="repo")
-class BackupNowAction(RepoAction[BackupPaths]):
+class BackupNowAction(RepoAction[None]):
     """`restic backup` of the entry's configured `paths`, with progress."""
 
     family = "backup.now"
@@ -698,7 +703,7 @@ class BackupNowAction(RepoAction[BackupPaths]):
         if not self.cfg.paths:
             raise ValueError(f"repo:{self.cfg.name} has no `paths` for backup now ([[backups]])")
 
-    async def plan(self) -> Plan[BackupPaths]:
+    async def plan(self) -> Plan[None]:
         args = ["backup", "--json", "--", *self.cfg.paths]
         argv = self.restic.argv(*args)
         return Plan(
@@ -708,11 +713,11 @@ class BackupNowAction(RepoAction[BackupPaths]):
             steps=(Step("restic backup", self.cfg.host, argv=tuple(argv)),),
             blast_radius=BlastRadius.SINGLE,
             confirmation=Confirmation(f"Back up to repo:{self.cfg.name} now?"),
-            data=BackupPaths(tuple(self.cfg.paths)),
+            data=None,  # the paths are in the step's argv, which is what runs
             timeout=FAMILY_TIMEOUTS[self.family],  # actions.timeouts."backup.now" overrides
         )
 
-    async def execute(self, plan: Plan[BackupPaths], progress: Progress) -> Outcome:
+    async def execute(self, plan: Plan[None], progress: Progress) -> Outcome:
         snapshot: list[str] = []
 
         def on_line(line: str) -> None:
@@ -727,10 +732,7 @@ class BackupNowAction(RepoAction[BackupPaths]):
 
         try:
             await self.restic.run(
-                "backup",
-                "--json",
-                "--",
-                *plan.data.paths,
+                *self.step_args(plan),
                 timeout=plan.timeout or FAMILY_TIMEOUTS[self.family],
                 on_line=on_line,
             )
@@ -740,7 +742,7 @@ class BackupNowAction(RepoAction[BackupPaths]):
             raise ActionFailed("restic backup ended without a summary (no snapshot id)")
         return Outcome(True, f"snapshot {snapshot[0]} saved", {"snapshot_id": snapshot[0]})
 
-    async def verify(self, plan: Plan[BackupPaths], outcome: Outcome) -> Outcome:
+    async def verify(self, plan: Plan[None], outcome: Outcome) -> Outcome:
         new = str(outcome.details["snapshot_id"])
         if not any(s.id.startswith(new) for s in await self.restic.snapshots()):
             raise ActionFailed(f"snapshot {new} is not in the repository's list")

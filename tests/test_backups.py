@@ -5,6 +5,7 @@ backup now."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import pwd
@@ -452,6 +453,30 @@ async def test_backup_now_makes_a_snapshot(
     assert state.snapshots[-1].paths == (str(restic_lab.source / "modes"),)
     with pytest.raises(ValueError, match="no `paths`"):
         BackupNowAction(Target("repo", "wrongpw"), lab)
+
+
+async def test_backup_now_runs_the_confirmed_step(
+    restic_lab: ResticLab, locked_repo: LockedRepo, tmp_path: Path
+) -> None:
+    """What was confirmed is what runs: execute runs the plan's own restic step, not a second
+    copy of its arguments (here the step names another path than the config)."""
+    copy = BackupConfig(
+        name="copy",
+        repository=str(locked_repo.repo),
+        password=SecretRef("file", str(restic_lab.password_file)),
+        paths=(str(restic_lab.source / "modes"),),
+    )
+    lab = Lab(restic_config(restic_lab, tmp_path / "state", extra=(copy,)))
+    runner = Runner(lab)
+    prepared = await runner.prepare(BackupNowAction(Target("repo", "copy"), lab))
+    step = prepared.plan.steps[0]
+    assert step.argv is not None and step.argv[-1] == str(restic_lab.source / "modes")
+    other = dataclasses.replace(step, argv=(*step.argv[:-1], str(restic_lab.source)))
+    plan = dataclasses.replace(prepared.plan, steps=(other,))
+    result = await runner.run(dataclasses.replace(prepared, plan=plan), "y")
+    assert result.ok, result.outcome.message
+    state = await reader(lab, "copy").read()
+    assert state.snapshots[-1].paths == (str(restic_lab.source),)
 
 
 # ---------------------------------------------------------------- the CLI

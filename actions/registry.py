@@ -14,18 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from actions.base import Action, Target
+from lab.domains import DOMAINS
 
 if TYPE_CHECKING:
     from lab.wiring import Lab
 
-FAMILY_MODULES: tuple[str, ...] = (
-    "actions.containers",
-    "actions.services",
-    "actions.vpn",
-    "actions.backups",
-    "actions.certs",
-    "actions.hostkeys",
-)
+# Each domain's descriptor (lab.domains) names its family modules.
+FAMILY_MODULES: tuple[str, ...] = tuple(m for d in DOMAINS.values() for m in d.actions)
 
 A = TypeVar("A", bound=type[Action])
 

@@ -1,17 +1,19 @@
 """Pure rules: state → findings. No I/O; tests feed them readings.
 
-Each domain registers one rule function in DOMAIN_RULES: (reading, config, key, now) → findings.
-A faulted entry becomes a finding by `fault_finding` whatever its domain.
+Each domain's descriptor (lab.domains) names its rule function here: (reading, config, key, now)
+→ findings. A faulted entry becomes a finding by `fault_finding` whatever its domain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from lab import domains
 from lab.config import Config
+from lab.domains import Rule
 from lab.model import (
     Cert,
     ContainerEndpointState,
@@ -25,16 +27,11 @@ from lab.model import (
 from lab.store import Entry, Store
 from lab.units import age as compact_age
 
-Rule = Callable[[Any, Config, Key, datetime], Iterable[Finding]]
-DOMAIN_RULES: dict[str, Rule] = {}
 
-
-def rule(domain: str) -> Callable[[Rule], Rule]:
-    def register(fn: Rule) -> Rule:
-        DOMAIN_RULES[domain] = fn
-        return fn
-
-    return register
+def rule_for(key: Key) -> Rule | None:
+    """The health rule of the domain whose store entries `key` names (none: faults only)."""
+    domain = domains.by_key(key[0])
+    return None if domain is None else domain.rule()
 
 
 AGE_STEP = 5  # seconds: fault and last-known ages move in the steps the pane headers use
@@ -67,7 +64,7 @@ def fault_finding(entry: Entry, now: datetime) -> Finding | None:
 def last_known_findings(entry: Entry, config: Config, now: datetime) -> list[Finding]:
     """A faulted entry's findings on its last good reading: they are not known to be fixed, so
     they stay on screen, marked as last known with that reading's age, beside the fault."""
-    rule_fn = DOMAIN_RULES.get(entry.key[0])
+    rule_fn = rule_for(entry.key)
     reading = entry.reading
     if reading is None or rule_fn is None:
         return []
@@ -90,7 +87,7 @@ def evaluate(store: Store, config: Config, now: datetime | None = None) -> list[
             rank = -worst(group)
             ranked.extend(((rank, entry.key, i, f.subject), f) for i, f in enumerate(group))
             continue
-        rule_fn = DOMAIN_RULES.get(entry.key[0])
+        rule_fn = rule_for(entry.key)
         if entry.reading is not None and rule_fn is not None:
             ranked.extend(
                 ((-f.severity, f.key, 1, f.subject), f)
@@ -113,7 +110,6 @@ def ago(now: datetime, then: datetime, *, step: int = 1) -> str:
 # ---------------------------------------------------------------- hosts
 
 
-@rule("host")
 def host_findings(state: HostState, config: Config, key: Key, now: datetime) -> list[Finding]:
     h = config.health
     out: list[Finding] = []
@@ -227,7 +223,6 @@ UNHEALTHY_GRACE = timedelta(minutes=5)  # unhealthy this soon after a start: sti
 STOP_EXIT_CODES = (0, 130, 143)  # clean, SIGINT, SIGTERM: how a deliberate stop ends
 
 
-@rule("containers")
 def container_findings(
     state: ContainerEndpointState, config: Config, key: Key, now: datetime
 ) -> list[Finding]:
@@ -278,7 +273,6 @@ def container_findings(
 # ---------------------------------------------------------------- vpn
 
 
-@rule("vpn")
 def vpn_findings(state: WgInterface, config: Config, key: Key, now: datetime) -> list[Finding]:
     """An interface down is critical. Every enabled peer that never completed a handshake, or
     whose last one is older than stale_after, is a warning — unless listed in expected_offline
@@ -334,7 +328,6 @@ def vpn_findings(state: WgInterface, config: Config, key: Key, now: datetime) ->
 # ---------------------------------------------------------------- backups
 
 
-@rule("backup")
 def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list[Finding]:
     """No snapshot within max_age; last check failed or too old (or never run); stale lock."""
     from lab.model import RepoState
@@ -428,7 +421,6 @@ def backup_findings(state: Any, config: Config, key: Key, now: datetime) -> list
 # ---------------------------------------------------------------- certs
 
 
-@rule("cert")
 def cert_findings(cert: Cert, config: Config, key: Key, now: datetime) -> list[Finding]:
     """Expired, inside the critical or warn window (per [[certs]] entry), untrusted, and the
     checked hostname missing from the SANs. Days are counted from `now`, not the reading."""

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lab.config import Config
+from lab.domains import DOMAINS
 from lab.execute import Executor, LocalExecutor
 from lab.model import utcnow
 
@@ -56,18 +57,17 @@ class Lab:
             self._executors[host] = ssh.executor_for(self, host)
         return self._executors[host]
 
-    def readers(self) -> list[Reader]:
-        """Every reader the config asks for, one per (domain, target)."""
-        import importlib
-
-        # backups and certs read only what their sections list; not importing them when empty
-        # keeps cryptography & co. off the start-up path of the default config.
-        domains = ["hosts", "containers", "vpn"]
-        domains += ["backups"] if self.config.backups else []
-        domains += ["certs"] if self.config.certs else []
+    def readers(self, *, by_watch: bool = False) -> list[Reader]:
+        """Every reader the config asks for, one per (domain, target), from each registered
+        domain (lab.domains). `by_watch`: only those hlcon watch polls itself."""
         out: list[Reader] = []
-        for name in domains:
-            out.extend(importlib.import_module(f"lab.{name}").readers(self))
+        for domain in DOMAINS.values():
+            if by_watch and not domain.polled_by_watch:
+                continue
+            # backups and certs read only what their sections list; not importing them when
+            # empty keeps cryptography & co. off the start-up path of the default config.
+            if domain.configured(self.config):
+                out.extend(domain.make_readers(self))
         return out
 
     async def close(self) -> None:

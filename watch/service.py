@@ -105,7 +105,9 @@ class Watch:
         self.lab = Lab(config, clock=clock)
         audit_key_changes(self.lab)
         self.store = Store()
-        self.poller = Poller(self.store, readers if readers is not None else self.lab.readers())
+        self.poller = Poller(
+            self.store, readers if readers is not None else self.lab.readers(by_watch=True)
+        )
         self.state_dir = state_dir(config)
         self.state_file = StateFile(self.state_dir / STATE_FILE)
         self.notifier = Notifier(

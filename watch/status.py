@@ -16,11 +16,15 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.config import Config, state_dir
+from lab.domains import Domain, register_domain
 from lab.model import Key, utcnow
 from lab.poller import Reader, ReadError
+
+if TYPE_CHECKING:
+    from lab.wiring import Lab
 
 DOMAIN = "notify"
 STATUS_FILE = "watch-status.json"
@@ -130,3 +134,22 @@ class ChannelReader:
 def readers(config: Config) -> list[Reader]:
     """One per [[notify]] channel (none without channels)."""
     return [ChannelReader(config, c.name, c.kind) for c in config.notify]
+
+
+def lab_readers(lab: Lab) -> list[Reader]:
+    return readers(lab.config)
+
+
+# The notify domain's descriptor: Lab.readers() reads its channels wherever this module is
+# imported (hlcon status, the console); hlcon watch does not read the file it writes itself.
+NOTIFY = register_domain(
+    Domain(
+        DOMAIN,
+        DOMAIN,
+        "Notify",
+        "notify",
+        readers=lab_readers,
+        always=False,
+        polled_by_watch=False,
+    )
+)

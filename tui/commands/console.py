@@ -39,9 +39,9 @@ def run_console(args: argparse.Namespace) -> int:
 
     lab = Lab(config)
     store = Store()
-    from watch.status import readers as watch_readers
+    from watch.status import NOTIFY  # noqa: F401  (registers the notify domain: its channels)
 
-    poller = Poller(store, lab.readers() + watch_readers(config), clock=lab.clock)
+    poller = Poller(store, lab.readers(), clock=lab.clock)
     runner = Runner(lab, read_only=True if args.read_only else None)
     ctx = ConsoleContext(config, lab, store, poller, runner, lab.clock)
     app = HlconApp(ctx)

@@ -1,6 +1,7 @@
 """The base classes of every numbered pane: Pane (header with the data's age) and TablePane.
 
-Writing a domain pane (tui/panes/<domain>.py), then adding it to PANES in tui/panes/__init__.py:
+Writing a domain pane (tui/panes/<domain>.py), then adding it under its lab.domains name to
+DOMAIN_PANES in tui/panes/__init__.py:
 
     class VpnPane(TablePane):
         NUMBER = 4

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,17 +14,13 @@ from textual.widgets import Static
 from lab import health
 from lab.config import Config
 from lab.model import (
-    Cert,
-    ContainerEndpointState,
     Finding,
-    HostState,
-    RepoState,
     Severity,
-    WgInterface,
 )
 from lab.store import Entry, Store
 from tui.messages import JumpToFinding
-from tui.panes.base import Row, TablePane, ago, update_static
+from tui.panes import domain_panes
+from tui.panes.base import Row, TablePane, update_static
 
 SEVERITY_STYLE = {
     Severity.CRITICAL: "bold red",
@@ -41,15 +37,6 @@ def severity_text(severity: Severity) -> Text:
 
 # ---------------------------------------------------------------- at a glance
 
-GLANCE_DOMAINS: tuple[tuple[str, int, str], ...] = (
-    # store domain, the key of its pane, label
-    ("host", 2, "Hosts"),
-    ("containers", 3, "Containers"),
-    ("vpn", 4, "VPN"),
-    ("backup", 5, "Backups"),
-    ("cert", 6, "Certs"),
-)
-
 
 def _unread(entries: list[Entry]) -> str:
     """What a domain's line adds for entries it could not judge: faulted, waiting."""
@@ -60,93 +47,23 @@ def _unread(entries: list[Entry]) -> str:
     return " · ".join(parts)
 
 
-def _fresh(entries: list[Entry], kind: type) -> list[Any]:
-    """The readings of entries read fine in their latest poll (a faulted one's is old)."""
-    return [e.reading for e in entries if e.fault is None and isinstance(e.reading, kind)]
-
-
-def _hosts_line(entries: list[Entry], config: Config, now: datetime) -> list[str]:
-    states: list[HostState] = _fresh(entries, HostState)
-    parts = [f"{len(states)}/{len(entries)} up"]
-    busy = [s for s in states if s.cpu_percent is not None]
-    if busy:
-        top = max(busy, key=lambda s: s.cpu_percent or 0.0)
-        parts.append(f"top CPU {top.host} {top.cpu_percent:.0f}%")
-    disks = [
-        (fs.percent, s.host, fs.mount)
-        for s in states
-        for fs in s.filesystems
-        if not any(fs.mount.startswith(p) for p in config.health.ignore_mounts)
-    ]
-    if disks:
-        pct, host, mount = max(disks)
-        parts.append(f"fullest {host}:{mount} {pct:.0f}%")
-    return parts
-
-
-def _containers_line(entries: list[Entry], config: Config, now: datetime) -> list[str]:
-    states: list[ContainerEndpointState] = _fresh(entries, ContainerEndpointState)
-    every = [c for s in states for c in s.containers]
-    running = sum(1 for c in every if c.state == "running")
-    unhealthy = sum(1 for c in every if c.health == "unhealthy")
-    restarting = sum(1 for c in every if c.state == "restarting")
-    return [f"{running}/{len(every)} running", f"{unhealthy} unhealthy", f"{restarting} restarting"]
-
-
-def _vpn_line(entries: list[Entry], config: Config, now: datetime) -> list[str]:
-    states: list[WgInterface] = _fresh(entries, WgInterface)
-    peers = [p for s in states for p in s.peers if not p.disabled]
-    online = sum(1 for p in peers if p.online)
-    down = sum(1 for s in states if not s.up)
-    parts = [f"{online}/{len(peers)} peers online", f"{len(peers) - online} stale"]
-    return parts + ([f"{down} interface{'' if down == 1 else 's'} down"] if down else [])
-
-
-def _backups_line(entries: list[Entry], config: Config, now: datetime) -> list[str]:
-    parts = []
-    for state in sorted(_fresh(entries, RepoState), key=lambda r: r.name):
-        newest = state.newest
-        parts.append(f"{state.name} {ago(now, newest.time) if newest else 'no snapshots'}")
-    return [f"newest {parts[0]}", *parts[1:]] if parts else []
-
-
-def _certs_line(entries: list[Entry], config: Config, now: datetime) -> list[str]:
-    certs: list[Cert] = _fresh(entries, Cert)
-    if not certs:
-        return []
-    soonest = min(certs, key=lambda c: c.not_after)
-    if soonest.not_after <= now:
-        when = f"expired {ago(now, soonest.not_after)} ago"
-    else:
-        when = f"expires in {soonest.days_left_at(now)} days"
-    return [f"{len(certs)} read", f"soonest {soonest.name} {when} ({soonest.not_after:%Y-%m-%d})"]
-
-
-GLANCE_LINES: dict[str, Callable[[list[Entry], Config, datetime], list[str]]] = {
-    "host": _hosts_line,
-    "containers": _containers_line,
-    "vpn": _vpn_line,
-    "backup": _backups_line,
-    "cert": _certs_line,
-}
-
-
 def glance(store: Store, config: Config, now: datetime) -> list[tuple[int, str, str]]:
     """(pane key, label, one line) per watched domain: what a healthy lab looks like, read
     from the store. Domains with no source are left out."""
     out: list[tuple[int, str, str]] = []
-    for domain, key, label in GLANCE_DOMAINS:
-        entries = store.domain(domain)
-        if not entries:
+    for domain, key in domain_panes():
+        line = domain.summarise()
+        entries = store.domain(domain.key)
+        if not entries or line is None:
             continue
         read = any(e.reading is not None and e.fault is None for e in entries)
-        parts = GLANCE_LINES[domain](entries, config, now) if read else []
+        parts = line(entries, config, now) if read else []
         unread = _unread(entries)
         if parts and unread:
             parts[0] += f", {unread}"  # beside the count it qualifies: 2/3 up, 1 faulted
         elif unread:
             parts = [unread]
-        out.append((key, label, " · ".join(parts) or "waiting"))
+        out.append((key, domain.label, " · ".join(parts) or "waiting"))
     return out
 
 

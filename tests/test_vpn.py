@@ -155,6 +155,23 @@ async def test_peer_add_end_to_end_with_a_hostile_name(
     assert peer.allowed_ips == (str(plan.data.address),)
 
 
+async def test_peer_add_runs_the_confirmed_step(
+    wg_testbed: WgTestbed, lab: Lab, tmp_path: Path
+) -> None:
+    """What was confirmed is what runs: execute runs the plan's own `wg set` step (here one
+    with a keepalive added), not a second copy of its argv kept in the payload."""
+    runner = Runner(lab)
+    prepared = await runner.prepare(PeerAdd.create(target(wg_testbed), lab, {"name": "kept"}))
+    live, *rest = prepared.plan.steps
+    assert live.argv is not None and live.argv[:2] == ("wg", "set")
+    changed = dataclasses.replace(live, argv=(*live.argv, "persistent-keepalive", "25"))
+    plan = dataclasses.replace(prepared.plan, steps=(changed, *rest))
+    result = await runner.run(dataclasses.replace(prepared, plan=plan), "")
+    assert result.ok, result.outcome.message
+    peer = {p.name: p for p in (await read(lab)).peers}["kept"]
+    assert peer.keepalive == 25
+
+
 async def test_qr_decodes_back_to_the_client_config(
     wg_testbed: WgTestbed, lab: Lab, tmp_path: Path
 ) -> None:

@@ -215,6 +215,26 @@ async def test_lego_certificate_from_pebble(acme_lab: AcmeLab, tmp_path: Path) -
     assert filed.serial == served.serial and filed.trusted is True, filed.trust_error
 
 
+async def test_renew_runs_the_confirmed_step(acme_lab: AcmeLab, tmp_path: Path) -> None:
+    """What was confirmed is what runs: execute runs the plan's own renew step (here wrapped
+    so it leaves a marker), not a second copy of the command kept in the payload."""
+    lab = make_lab(tmp_path, renew_entry(acme_lab))
+    before = await read(lab, LEGO_DOMAIN)
+    await past_issuing_second(before.not_before)
+    runner = Runner(lab)
+    prepared = await runner.prepare(registry.build("renew", f"cert:{LEGO_DOMAIN}", lab, {}))
+    renew, *rest = prepared.plan.steps
+    assert renew.argv is not None
+    marker = tmp_path / "the-confirmed-step-ran"
+    wrapped = ("sh", "-c", 'touch "$0" && exec "$@"', str(marker), *renew.argv)
+    plan = dataclasses.replace(
+        prepared.plan, steps=(dataclasses.replace(renew, argv=wrapped), *rest)
+    )
+    result = await runner.run(dataclasses.replace(prepared, plan=plan), answer="")
+    assert result.ok, result.outcome.message
+    assert marker.exists()
+
+
 def records_of(runner: Runner, result: RunResult) -> list[AuditRecord]:
     return [r for r in runner.audit.records() if r.seq == result.seq]
 

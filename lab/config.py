@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.domains import DOMAINS
 from lab.files import MIB, UnreadableFile, expand_user, read_regular_file
 from lab.secrets import SCHEMES, SecretRef, set_command_timeout
 from lab.units import format_duration as format_duration
@@ -1203,7 +1204,6 @@ _ITEM_CHECKS: dict[type, Callable[[_Checker, Any, str], None]] = {
 
 SEVERITY_NAMES = ("info", "warning", "unknown", "critical")
 NOTIFY_KINDS = ("apprise", "alertmanager")
-NOTIFY_DOMAINS = ("host", "containers", "vpn", "backup", "cert")
 _CLOCK_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
@@ -1246,9 +1246,15 @@ def _one_of(*words: str) -> FieldCheck:
     return check
 
 
+def notify_domains() -> tuple[str, ...]:
+    """The store keys [[notify]] domains may name: every registered domain the watch reads."""
+    return tuple(d.key for d in DOMAINS.values() if d.polled_by_watch)
+
+
 def _notify_domains(values: tuple[str, ...]) -> str | None:
-    bad = [v for v in values if v not in NOTIFY_DOMAINS]
-    names = ", ".join(NOTIFY_DOMAINS)
+    known = notify_domains()
+    bad = [v for v in values if v not in known]
+    names = ", ".join(known)
     return f"unknown domain {_quote(bad[0])} (domains: {names})" if bad else None
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from actions import registry
 from lab import domains
-from lab.config import Config, parse_config
+from lab.config import Config, ConfigError, parse_config
 from lab.domains import DOMAINS, Domain
 from lab.health import evaluate
 from lab.model import Finding, Key, Severity
@@ -134,3 +134,13 @@ def test_one_name_and_one_store_key_per_domain(monkeypatch: pytest.MonkeyPatch) 
         domains.register_domain(Domain("vpn", "vpn2", "VPN", "vpn", readers="lab.vpn:readers"))
     with pytest.raises(ValueError, match="store key 'host'"):
         domains.register_domain(Domain("hosts2", "host", "H", "hosts", readers="lab.hosts:readers"))
+
+
+def test_notify_domains_are_the_registered_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """[[notify]] domains accepts every domain the watch reads, a new one without a config edit."""
+    monkeypatch.setitem(DOMAINS, "toys", TOY)
+    notify = '[[notify]]\nname = "ops"\nkind = "alertmanager"\nurl = "http://127.0.0.1:9093"\n'
+    config = parse_config(notify + 'domains = ["toy", "cert"]\n', "test")
+    assert config.notify[0].domains == ("toy", "cert")
+    with pytest.raises(ConfigError, match=r"unknown domain \"notify\".*host, containers"):
+        parse_config(notify + 'domains = ["notify"]\n', "test")

@@ -35,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncssh
 from asyncssh.encryption import get_default_encryption_algs
@@ -44,9 +44,6 @@ from lab.config import Config, HostConfig, state_dir
 from lab.execute import CommandResult, LineSink
 from lab.files import MIB, UnreadableFile, read_regular_file
 from lab.poller import ReadError
-
-if TYPE_CHECKING:
-    from lab.wiring import Lab
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +253,20 @@ class _Client(asyncssh.SSHClient):
 
 
 HostKeyListener = Callable[[HostKeyChanged], None]
+
+
+class Lab(Protocol):
+    """What this module needs of lab.wiring.Lab — named here so lab.ssh does not import
+    lab.wiring, which imports lab.ssh (no import circle, not even for types)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def shared(self) -> dict[str, Any]: ...
+
+    @property
+    def host_key_listeners(self) -> list[HostKeyListener]: ...
 
 
 class SshHost:

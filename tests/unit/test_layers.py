@@ -103,3 +103,37 @@ def test_only_the_runner_executes_actions() -> None:
                 ):
                     offenders.append(f"{f.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, f"actions executed outside the runner: {offenders}"
+
+
+def test_no_import_circles() -> None:
+    """No module imports, directly or through others, a module that imports it back (imports
+    inside functions count; `if TYPE_CHECKING:` ones do not — they never run)."""
+    import grimp
+
+    graph = grimp.build_graph("lab", "actions", "tui", "watch", exclude_type_checking_imports=True)
+    circles = sorted(
+        {
+            tuple(sorted((module, imported)))
+            for module in graph.modules
+            for imported in graph.find_modules_directly_imported_by(module)
+            if graph.chain_exists(importer=imported, imported=module)
+        }
+    )
+    assert circles == [], f"import circles: {circles}"
+
+
+def test_the_circle_check_sees_a_circle(tmp_path: Path) -> None:
+    import grimp
+
+    pkg = tmp_path / "circled"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from circled import b\n")
+    (pkg / "b.py").write_text("from circled import a\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        graph = grimp.build_graph("circled", cache_dir=None)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert graph.chain_exists(importer="circled.b", imported="circled.a")
+    assert graph.chain_exists(importer="circled.a", imported="circled.b")

@@ -47,7 +47,6 @@ from lab.poller import ReadError
 
 log = logging.getLogger(__name__)
 
-SHARED_KEY = "ssh"  # lab.shared[SHARED_KEY] is the SshPool
 BACKOFF_MAX = 30.0
 # asyncssh's own list, AES-GCM first: with AES in hardware it costs ~20 % less CPU per command
 # than chacha20-poly1305 (bench/idle_cpu.py polls every host every 5 s). Same algorithms, so a
@@ -263,7 +262,7 @@ class Lab(Protocol):
     def config(self) -> Config: ...
 
     @property
-    def shared(self) -> dict[str, Any]: ...
+    def ssh(self) -> SshPool: ...
 
     @property
     def host_key_listeners(self) -> list[HostKeyListener]: ...
@@ -680,7 +679,7 @@ class SshExecutor:
 
 
 class SshPool:
-    """Every SshHost of a Lab (lab.shared["ssh"]); Lab.close() calls aclose()."""
+    """Every SshHost of a Lab (Lab.ssh, made on first use); Lab.close() calls aclose()."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
@@ -709,12 +708,7 @@ class SshPool:
 
 
 def pool(lab: Lab) -> SshPool:
-    existing = lab.shared.get(SHARED_KEY)
-    if isinstance(existing, SshPool):
-        return existing
-    created = SshPool(lab)
-    lab.shared[SHARED_KEY] = created
-    return created
+    return lab.ssh
 
 
 def ssh_host(lab: Lab, host: str) -> SshHost:

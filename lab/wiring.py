@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lab.config import Config
 from lab.domains import DOMAINS
@@ -16,8 +16,9 @@ from lab.execute import Executor, LocalExecutor
 from lab.model import utcnow
 
 if TYPE_CHECKING:
+    from lab.containers.endpoint import ContainerEndpoints
     from lab.poller import Reader
-    from lab.ssh import HostKeyListener
+    from lab.ssh import HostKeyListener, SshPool
 
 Clock = Callable[[], datetime]
 
@@ -32,11 +33,30 @@ class Lab:
         self.clock = clock
         self._local = LocalExecutor(config.local.name)
         self._executors: dict[str, Executor] = {}
-        # Per-domain shared state (docker clients, ssh pool …), keyed by the domain module.
-        self.shared: dict[str, Any] = {}
+        self._ssh: SshPool | None = None
+        self._container_endpoints: ContainerEndpoints | None = None
         # Told of every changed SSH host key (lab.ssh); the audit record is the action layer's
         # (actions.hostkey_audit), so the lab never imports actions.
         self.host_key_listeners: list[HostKeyListener] = []
+
+    @property
+    def ssh(self) -> SshPool:
+        """Every SSH connection of this lab, made on first use (asyncssh is imported only then:
+        a lab without [[hosts]] never pays for it)."""
+        if self._ssh is None:
+            from lab.ssh import SshPool
+
+            self._ssh = SshPool(self)
+        return self._ssh
+
+    @property
+    def container_endpoints(self) -> ContainerEndpoints:
+        """Every Docker/Podman endpoint of this lab by name, made on first use."""
+        if self._container_endpoints is None:
+            from lab.containers.endpoint import build_endpoints
+
+            self._container_endpoints = build_endpoints(self)
+        return self._container_endpoints
 
     @property
     def local_name(self) -> str:
@@ -71,7 +91,8 @@ class Lab:
         return out
 
     async def close(self) -> None:
-        for closer in list(self.shared.values()):
-            close = getattr(closer, "aclose", None)
-            if close is not None:
-                await close()
+        # The endpoints first: those of hosts with containers = "ssh" ride on SSH forwards.
+        if self._container_endpoints is not None:
+            await self._container_endpoints.aclose()
+        if self._ssh is not None:
+            await self._ssh.aclose()

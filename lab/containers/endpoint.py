@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lab import inflight
-from lab.containers.parse import DOMAIN, JSONDict, parse_version
+from lab.containers.parse import JSONDict, parse_version
 from lab.poller import ReadError
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ def auto_provider(candidates: Sequence[str]) -> UrlProvider:
 
 
 class ContainerEndpoints:
-    """Every endpoint of a Lab by name; lives in lab.shared["containers"]; closed with the Lab."""
+    """Every endpoint of a Lab by name (Lab.container_endpoints); closed with the Lab."""
 
     def __init__(self, endpoints: Iterable[DockerEndpoint] = ()) -> None:
         self.by_name: dict[str, DockerEndpoint] = {e.name: e for e in endpoints}
@@ -288,21 +288,13 @@ def build_endpoints(lab: Lab, environ: Mapping[str, str] | None = None) -> Conta
         if mode == "ssh":
             from lab import ssh
 
-            make = getattr(ssh, "docker_url_provider", None)
-            if make is not None:
-                out.append(
-                    DockerEndpoint(host.name, url_provider=make(lab, host.name), timeout=timeout)
-                )
+            provider = ssh.docker_url_provider(lab, host.name)
+            out.append(DockerEndpoint(host.name, url_provider=provider, timeout=timeout))
             continue
         out.append(DockerEndpoint(host.name, mode, timeout=timeout))
     return ContainerEndpoints(out)
 
 
 def endpoints(lab: Lab) -> ContainerEndpoints:
-    """The lab's endpoints, made once."""
-    existing = lab.shared.get(DOMAIN)
-    if isinstance(existing, ContainerEndpoints):
-        return existing
-    made = build_endpoints(lab)
-    lab.shared[DOMAIN] = made
-    return made
+    """The lab's endpoints, made once (Lab.container_endpoints)."""
+    return lab.container_endpoints

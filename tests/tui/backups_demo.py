@@ -21,6 +21,7 @@ from lab.model import (
 from lab.secrets import SecretRef
 from tests.tui.fixtures import NOW, fault, make_context
 from tui.app import HlconApp
+from tui.context import ConsoleContext
 
 GB = 1_000_000_000
 
@@ -46,7 +47,7 @@ def groups(snaps: tuple[Snapshot, ...]) -> tuple[SnapshotGroup, ...]:
     )
 
 
-def demo_backups_context():  # type: ignore[no-untyped-def]
+def demo_backups_context() -> ConsoleContext:
     password = SecretRef("keyring", "hlcon/offsite")
     config = Config(
         backups=(

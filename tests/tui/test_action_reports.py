@@ -62,6 +62,7 @@ async def test_rollback_with_nothing_to_undo_is_none_not_failed(tmp_path: Path) 
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
         await pilot.press("enter")
         result = await worker.wait()
+        assert result is not None
         assert not result.ok and result.rollback is None
         await pilot.pause()
 

@@ -362,7 +362,7 @@ async def test_confirm_enter_runs_and_audits(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
         await pilot.press("enter")
         result = await worker.wait()
-        assert result.ok
+        assert result is not None and result.ok
     assert marker.read_text() == "written\n"
     records = list(runner.audit.records())
     assert [r.phase for r in records] == ["planned", "intent", "outcome"]
@@ -384,7 +384,7 @@ async def test_typed_confirmation_needs_the_exact_name(tmp_path: Path) -> None:
         assert app.screen.query_one("#mismatch").has_class("-shown")
         await pilot.press("ctrl+a", "ctrl+k", *"marker", "enter")
         result = await worker.wait()
-        assert result.ok
+        assert result is not None and result.ok
     assert marker.exists()
     assert phases(runner) == ["planned", "intent", "outcome"]
 
@@ -463,6 +463,7 @@ async def test_pending_intent_is_announced_and_shown_loudly(tmp_path: Path) -> N
         assert any("never finished" in n.message for n in app._notifications)
         await pilot.press("7")
         pane = app.pane()
+        assert isinstance(pane, AuditPane)
         pending = pane.query_one("#pending")
         assert pending.has_class("-shown")
         assert "container:web@local" in str(pending.render())

@@ -61,6 +61,7 @@ async def test_rows_detail_and_renew(
         CertConfig(name="down", endpoint=bad_endpoints.refused),
     )
     lab = app.ctx.lab
+    assert lab is not None
     before = await certs.reader_for(lab, certs.find(lab, LEGO_DOMAIN)).read()
     assert isinstance(before, Cert)
     await past_issuing_second(before.not_before)
@@ -86,6 +87,7 @@ async def test_rows_detail_and_renew(
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
         assert f"Renew certificate {LEGO_DOMAIN}" in str(app.screen.query_one("#plan").render())
         await pilot.press("enter")
+        assert app.ctx.runner is not None
         audit = app.ctx.runner.audit
         await wait_for(
             pilot, lambda: [r.phase for r in audit.records()][-1:] == ["outcome"], "outcome"

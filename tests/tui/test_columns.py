@@ -14,7 +14,8 @@ from tests.tui.containers_demo import containers_context
 from tests.tui.screen_text import screen_lines
 from tests.tui.waiting import wait_for
 from tui.app import HlconApp
-from tui.panes.base import cut_middle, share_widths
+from tui.context import ConsoleContext
+from tui.panes.base import TablePane, cut_middle, share_widths
 
 
 def test_share_widths_gives_short_columns_all_they_need() -> None:
@@ -36,9 +37,10 @@ def test_cut_middle_keeps_the_end() -> None:
     assert str(cut_middle("short", 16)) == "short"
 
 
-def _backups_with_two_long_paths():  # type: ignore[no-untyped-def]
+def _backups_with_two_long_paths() -> ConsoleContext:
     ctx = demo_backups_context()
     entry = ctx.store.get(("backup", "nas"))
+    assert entry is not None
     state = entry.reading
     assert isinstance(state, RepoState)
     snaps = (
@@ -70,7 +72,9 @@ async def test_overview_source_is_whole_on_one_line_at_any_width() -> None:
         app = HlconApp(containers_context())
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
-            sources = [str(r.cells[1]) for r in app.pane().filtered_rows()]
+            pane = app.pane()
+            assert isinstance(pane, TablePane)
+            sources = [str(r.cells[1]) for r in pane.filtered_rows()]
             assert "containers:local" in sources, sources
             lines = screen_lines(app)
             for source in sources:

@@ -40,12 +40,28 @@ def started(lab_containers: LabContainers, name: str) -> str:
     return podman(lab_containers.env, "inspect", "--format", "{{.State.StartedAt}}", name).strip()
 
 
+def runner_of(app: HlconApp) -> Runner:
+    assert app.ctx.runner is not None
+    return app.ctx.runner
+
+
+def lab_of(app: HlconApp) -> Lab:
+    assert app.ctx.lab is not None
+    return app.ctx.lab
+
+
+def last_result_ok(app: HlconApp) -> object:
+    result = runner_of(app).audit.tail(1)[0].result
+    assert result is not None
+    return result["ok"]
+
+
 def phases(app: HlconApp) -> list[str]:
-    return [r.phase for r in app.ctx.runner.audit.records()]
+    return [r.phase for r in runner_of(app).audit.records()]
 
 
 def records(app: HlconApp) -> list[tuple[str, object, object]]:
-    return [(r.phase, r.result, r.reason) for r in app.ctx.runner.audit.records()]
+    return [(r.phase, r.result, r.reason) for r in runner_of(app).audit.records()]
 
 
 def pane(app: HlconApp) -> ContainersPane:
@@ -62,7 +78,7 @@ async def test_rows_and_detail(lab_containers: LabContainers, tmp_path: Path) ->
         assert isinstance(app.screen, ContainerDetail)
         assert "unhealthy" in str(app.screen.query_one("Static").render())
         await pilot.press("escape")
-    await app.ctx.lab.close()
+    await lab_of(app).close()
 
 
 async def test_restart_cancel_then_confirm(lab_containers: LabContainers, tmp_path: Path) -> None:
@@ -90,9 +106,9 @@ async def test_restart_cancel_then_confirm(lab_containers: LabContainers, tmp_pa
             seen=lambda: records(app),
         )
     assert phases(app) == ["planned", "cancelled", "planned", "intent", "outcome"], records(app)
-    assert app.ctx.runner.audit.tail(1)[0].result["ok"] is True
+    assert last_result_ok(app) is True
     assert started(lab_containers, "web-healthy") != before
-    await app.ctx.lab.close()
+    await lab_of(app).close()
 
 
 async def test_read_only_refuses(lab_containers: LabContainers, tmp_path: Path) -> None:
@@ -104,7 +120,7 @@ async def test_read_only_refuses(lab_containers: LabContainers, tmp_path: Path) 
         await wait_for(pilot, lambda: phases(app) == ["refused"], "refusal audited")
         assert not isinstance(app.screen, ConfirmModal)
     assert started(lab_containers, "db-plain") == before
-    await app.ctx.lab.close()
+    await lab_of(app).close()
 
 
 async def test_bulk_restart_of_the_filtered_rows(
@@ -118,6 +134,7 @@ async def test_bulk_restart_of_the_filtered_rows(
         assert [r.id for r in pane(app).filtered_rows()] == ["container:db-plain@local"]
         await pilot.press("B")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), "confirm modal")
+        assert isinstance(app.screen, ConfirmModal)
         assert app.screen.expect == "1"
         # Typed before the field has focus, "1" is the app's pane key and Enter submits nothing
         await wait_for(pilot, lambda: getattr(app.focused, "id", None) == "answer", "the field")
@@ -130,10 +147,10 @@ async def test_bulk_restart_of_the_filtered_rows(
             seen=lambda: records(app),
         )
     assert phases(app) == ["planned", "intent", "outcome"], records(app)
-    assert app.ctx.runner.audit.tail(1)[0].result["ok"] is True
+    assert last_result_ok(app) is True
     assert started(lab_containers, "db-plain") != before
     assert {n: started(lab_containers, n) for n in others} == others
-    await app.ctx.lab.close()
+    await lab_of(app).close()
 
 
 async def test_logs_key_opens_the_log(lab_containers: LabContainers, tmp_path: Path) -> None:
@@ -147,7 +164,7 @@ async def test_logs_key_opens_the_log(lab_containers: LabContainers, tmp_path: P
         await wait_for(pilot, lambda: list(logs.buffer.lines) == ["job failing"], "the log line")
         await pilot.press("escape")
         assert not isinstance(app.screen, LogsScreen)
-    await app.ctx.lab.close()
+    await lab_of(app).close()
 
 
 async def test_restart_whose_healthcheck_never_runs_is_reported_done(
@@ -181,6 +198,6 @@ async def test_restart_whose_healthcheck_never_runs_is_reported_done(
             assert any(t == "Done" and "healthcheck not evaluated" in m for t, m in toasts), toasts
             assert not any(t == "Action failed" for t, _ in toasts), toasts
         assert phases(app) == ["planned", "intent", "outcome"], records(app)
-        await app.ctx.lab.close()
+        await lab_of(app).close()
     finally:
         podman(lab_containers.env, "rm", "--force", "--time", "0", name)

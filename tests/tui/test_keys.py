@@ -4,6 +4,7 @@ lists each entry once."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 
 from textual.widgets import DataTable
@@ -12,17 +13,23 @@ from lab.model import Unit
 from tests.tui.backups_demo import backups_app
 from tests.tui.fixtures import demo_context, host_state
 from tui.app import HlconApp
+from tui.panes.base import TablePane
 from tui.screens.help import HelpScreen
 
 SIZE = (80, 24)
 
 
 async def test_home_and_end_move_the_cursor_in_pane_tables() -> None:
-    for make, number in ((lambda: HlconApp(demo_context(), initial_pane=2), 2), (backups_app, 5)):
+    makers: tuple[tuple[Callable[[], HlconApp], int], ...] = (
+        (lambda: HlconApp(demo_context(), initial_pane=2), 2),
+        (backups_app, 5),
+    )
+    for make, number in makers:
         app = make()
         async with app.run_test(size=SIZE) as pilot:
             pane = app.pane()
             assert number == pane.NUMBER
+            assert isinstance(pane, TablePane)
             rows = pane.filtered_rows()
             assert len(rows) > 2
             await pilot.press("end")

@@ -80,6 +80,7 @@ async def test_wizard_adds_a_peer_that_comes_online(wg_testbed: WgTestbed, tmp_p
         await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
         shown = str(wizard.query_one("#plan", Static).render())
         assert f"{suggested}/32" in shown
+        assert wizard.prepared is not None
         private = str(wizard.prepared.plan.data.client_private_key)
         assert "wg set" in shown and "+# wizard-phone" in shown
         assert private not in shown  # held back until the peer exists
@@ -103,6 +104,7 @@ async def test_wizard_adds_a_peer_that_comes_online(wg_testbed: WgTestbed, tmp_p
         await wait_for(pilot, lambda: isinstance(app.screen, type(app.screen_stack[0])), "closed")
 
         def online() -> bool:
+            assert app.ctx.poller is not None
             app.ctx.poller.refresh()
             row = pane_rows(app).get("wizard-phone")
             return row is not None and row[STATE] == "online"
@@ -173,6 +175,7 @@ async def test_pane_disables_enables_and_removes_a_peer_by_its_key(
         pane = app.query_one(VpnPane)
 
         def state() -> str | None:
+            assert app.ctx.poller is not None
             app.ctx.poller.refresh()
             row = pane_rows(app).get("pane-key")
             return row[STATE] if row is not None else None
@@ -226,12 +229,17 @@ async def test_wizard_address_step_refuses_what_is_not_free(
         ):
             box.value = wanted
             await pilot.press("enter")
-            await wait_for(pilot, lambda w=why: w in str(error.render()), f"{wanted} refused")
+
+            def refused(w: str = why) -> bool:
+                return w in str(error.render())
+
+            await wait_for(pilot, refused, f"{wanted} refused")
             assert wizard.step == "address"
         box.value = "10.77.0.150"
         await pilot.press("enter")
         await wait_for(pilot, lambda: wizard.step == "plan", "the plan is shown")
         assert "10.77.0.150/32" in str(wizard.query_one("#plan", Static).render())
+        assert wizard.prepared is not None
         assert wizard.prepared.plan.data.address == "10.77.0.150/32"
         await pilot.press("escape", "escape")
         await wait_for(pilot, lambda: wizard.step == "name", "back at the name")

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from textual.widgets import Checkbox, DataTable, Input, Static
+from textual.widgets.tree import TreeNode
 
 from actions.runner import Runner
+from lab.backups import TreeNode as BackupNode
 from lab.backups import load_check
 from lab.poller import Poller
 from lab.store import Store
@@ -55,11 +57,11 @@ async def open_path(pilot: Any, app: HlconApp, parts: list[str]) -> None:
     tree = app.screen.query_one("#tree", SelectTree)
     node = tree.root
     for part in parts:
-        await wait_for(
-            pilot,
-            lambda n=node, p=part: any(c.data is not None and c.data.name == p for c in n.children),
-            f"{part} listed",
-        )
+
+        def listed(n: TreeNode[BackupNode | None] = node, p: str = part) -> bool:
+            return any(c.data is not None and c.data.name == p for c in n.children)
+
+        await wait_for(pilot, listed, f"{part} listed")
         node = next(c for c in node.children if c.data is not None and c.data.name == part)
         tree.move_cursor(node)
         if node.allow_expand and not node.is_expanded:
@@ -151,6 +153,7 @@ async def test_wizard_refuses_a_busy_target_and_in_place_needs_the_typed_path(
             wiz.query_one("#in-place", Checkbox).focus()
             await pilot.press("space", "n")  # tick "in place", then next
             await wait_for(pilot, lambda: wiz.step == "preview", "the in-place preview")
+            assert wiz.prepared is not None
             assert wiz.prepared.plan.confirmation.expect == str(victim)
             await pilot.press("enter")  # a bare Enter is not the typed path
             assert wiz.step == "preview" and "type exactly" in str(err.render())
@@ -206,6 +209,7 @@ async def test_backups_pane_rows_faults_and_check_key(
 ) -> None:
     app, runner = await console(restic_lab, tmp_path)
     lab = app.ctx.lab
+    assert lab is not None
     for name in ("wrongpw", "missing"):  # the poller's way: a reader's error becomes a Fault
         await Poller(
             app.ctx.store, [r for r in lab.readers() if r.key == ("backup", name)]
@@ -248,6 +252,7 @@ async def test_wizard_starts_at_the_snapshot_selected_in_the_pane(
     app, _ = await console(restic_lab, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         pane = app.pane()
+        assert isinstance(pane, BackupsPane)
         group = next(r.id for r in pane.filtered_rows() if r.id.startswith("repo:main|"))
         assert pane.select_row(group)
         await pilot.press("R")
@@ -277,15 +282,16 @@ async def test_single_child_folders_open_on_the_way_down(
         assert wiz.step == "browse"
         tree = wiz.query_one("#tree", SelectTree)
 
-        def source_node() -> Any:
+        def source_node() -> TreeNode[BackupNode | None] | None:
             node = tree.root
             for part in parts(restic_lab):
-                node = next(
+                child = next(
                     (c for c in node.children if c.data is not None and c.data.name == part),
                     None,
                 )
-                if node is None:
+                if child is None:
                     return None
+                node = child
             return node
 
         # Every folder above the source has one child: all open, with no key pressed, and the
@@ -324,6 +330,7 @@ async def test_preview_fits_80x24_with_one_unit_and_no_false_warning(
         assert app.screen.get_widget_at(region.x + 1, region.y)[0] is answer
         # The question is whole on screen, and so are how much and what is overwritten.
         flat = "".join(screen_lines(app)).replace(" ", "")
+        assert wiz.prepared is not None
         prompt = wiz.prepared.plan.confirmation.prompt
         assert prompt.replace(" ", "") in flat, (prompt, screen_lines(app))
         assert "1file," in flat and "nothingexistingisoverwritten" in flat

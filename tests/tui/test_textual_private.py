@@ -30,9 +30,10 @@ def _private_uses(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(), str(path))
     found = []
     for node in ast.walk(tree):
-        module = node.module if isinstance(node, ast.ImportFrom) else None
-        if module and module.startswith("textual") and "._" in module:
-            found.append(f"{path.name}:{node.lineno} from {node.module}")
+        if isinstance(node, ast.ImportFrom):
+            module = node.module
+            if module and module.startswith("textual") and "._" in module:
+                found.append(f"{path.name}:{node.lineno} from {module}")
         if isinstance(node, ast.Attribute) and node.attr == "_binding_chain":
             found.append(f"{path.name}:{node.lineno} ._binding_chain")
     return found

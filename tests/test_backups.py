@@ -11,7 +11,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from actions.base import BlastRadius, Target
 from actions.runner import Refused, Runner
 from lab.backups import RepoReader, Restic, load_check
 from lab.config import BackupConfig, Config, ConsoleConfig, HostConfig
-from lab.execute import LocalExecutor
+from lab.execute import CommandResult, LineSink, LocalExecutor
 from lab.health import backup_findings
 from lab.model import RepoState
 from lab.poller import Poller, ReadError
@@ -84,9 +84,17 @@ class CountingExecutor(LocalExecutor):
         super().__init__()
         self.commands: list[list[str]] = []
 
-    async def run(self, argv, **kw):  # type: ignore[no-untyped-def, override]
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_line: LineSink | None = None,
+    ) -> CommandResult:
         self.commands.append(list(argv))
-        return await super().run(argv, **kw)
+        return await super().run(argv, timeout=timeout, input=input, env=env, on_line=on_line)
 
 
 async def test_unchanged_local_repository_is_not_asked_again(
@@ -375,7 +383,7 @@ async def test_cancel_mid_restore_reports_partial_files_and_touches_nothing_else
 
 
 def test_bad_restore_parameters_are_clear_errors(lab: Lab) -> None:
-    for params, says in [
+    cases: list[tuple[dict[str, object], str]] = [
         ({}, "needs --snapshot"),
         ({"snapshot": "x; rm -rf /"}, "snapshot id"),
         ({"snapshot": "latest", "include": ["relative/path"]}, "absolute"),
@@ -383,7 +391,8 @@ def test_bad_restore_parameters_are_clear_errors(lab: Lab) -> None:
         ({"snapshot": "latest", "target": "/", "include": ["/x"]}, "--in-place"),
         ({"snapshot": "latest", "target": "/tmp/x", "in_place": True}, "drop --target"),
         ({"snapshot": "latest", "target": "/tmp/x", "overwrite": "maybe"}, "true or false"),
-    ]:
+    ]
+    for params, says in cases:
         with pytest.raises(ValueError, match=says):
             RestoreAction.create(REPO, lab, params)
     off = RestoreAction.create(REPO, lab, {"snapshot": "latest", "overwrite": "0"})

@@ -34,7 +34,9 @@ from tests.testbed.acme import (
     LEGO_DOMAIN,
     AcmeLab,
     BadEndpoints,
+    CertServer,
     CertServers,
+    SmtpStartTls,
     free_port,
     past_issuing_second,
 )
@@ -67,7 +69,12 @@ def entry(servers: CertServers, case: str, transport: str, **kw: object) -> Cert
     common: dict[str, object] = {"name": name, "ca_file": servers.ca_file, **kw}
     if transport == "file":
         return CertConfig(file=c.cert_file, sni=servers.hostname, **common)  # type: ignore[arg-type]
-    endpoint = {"tls": c.tls, "smtp": c.smtp, "imap": c.imap}[transport].endpoint
+    by_transport: dict[str, CertServer | SmtpStartTls] = {
+        "tls": c.tls,
+        "smtp": c.smtp,
+        "imap": c.imap,
+    }
+    endpoint = by_transport[transport].endpoint
     starttls = None if transport == "tls" else transport
     return CertConfig(endpoint=endpoint, sni=servers.hostname, starttls=starttls, **common)  # type: ignore[arg-type]
 

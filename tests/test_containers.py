@@ -25,6 +25,7 @@ from lab.containers import (
     tail_logs,
 )
 from lab.health import container_findings
+from lab.model import ContainerEndpointState
 from lab.poller import Poller, ReadError
 from lab.store import Store
 from lab.wiring import Lab
@@ -68,6 +69,7 @@ async def test_reader_lists_every_demo_container_with_state(
     (reader,) = readers(lab)
     assert reader.key == ("containers", "local")
     state = await reader.read()
+    assert isinstance(state, ContainerEndpointState)
     assert state.engine.startswith("podman ")
     by = {c.name: c for c in state.containers}
     assert set(lab_containers.names) <= set(by)
@@ -78,7 +80,9 @@ async def test_reader_lists_every_demo_container_with_state(
     assert by["db-plain"].health is None and by["db-plain"].state == "running"
     # Stats: memory at once, CPU % from the second reading on (counters of the previous one).
     assert by["db-plain"].mem_usage and by["db-plain"].cpu_percent is None
-    again = {c.name: c for c in (await reader.read()).containers}
+    second = await reader.read()
+    assert isinstance(second, ContainerEndpointState)
+    again = {c.name: c for c in second.containers}
     assert again["db-plain"].cpu_percent is not None and again["db-plain"].cpu_percent >= 0
     findings = {f.subject for f in container_findings(state, lab.config, reader.key, state.at)}
     assert {"web-unhealthy", "job-exited", "crash-loop"} <= findings
@@ -114,6 +118,7 @@ async def test_ports_are_read(lab_containers: LabContainers, lab: Lab) -> None:
     )
     try:
         state = await readers(lab)[0].read()
+        assert isinstance(state, ContainerEndpointState)
         ported = next(c for c in state.containers if c.name == "ported")
         assert [str(p) for p in ported.ports] == [f"127.0.0.1:{port}->80/tcp"]
     finally:

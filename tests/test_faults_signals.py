@@ -503,7 +503,10 @@ async def test_console_on_a_signal_ends_the_running_action_like_ctrl_c(
             assert isinstance(modal, ConfirmModal) and modal.expect == "xfile"
             await pilot.pause()
             await pilot.press(*"xfile", "enter")
-            phases = lambda: [r.phase for r in runner.audit.records()]  # noqa: E731
+
+            def phases() -> list[str]:
+                return [r.phase for r in runner.audit.records()]
+
             await wait_for(pilot, marker.exists, "the action to start", 20, phases)
             os.kill(os.getpid(), sig)
             await wait_for(pilot, lambda: "rollback" in phases(), "rollback", 20, phases)

@@ -433,7 +433,9 @@ async def test_container_on_a_host_reached_only_over_ssh(
         prepared = await runner.prepare(build("restart", f"container:{name}@remote", the_lab, {}))
         result = await runner.run(prepared, "")
         assert result.ok, result.outcome.message
-        after = {c.name: c for c in (await reader.read()).containers}[name]
+        again = await reader.read()
+        assert isinstance(again, ContainerEndpointState)
+        after = {c.name: c for c in again.containers}[name]
         assert after.state == "running" and after.started_at != before.started_at
     finally:
         await the_lab.close()

@@ -19,7 +19,7 @@ from lab.hosts import HostReader
 from lab.model import Key, utcnow
 from lab.poller import Poller
 from lab.ssh import HostUnreachable, ssh_host
-from lab.store import Store
+from lab.store import Entry, Store
 from lab.wiring import Lab
 from tests.testbed.sshd import SshdLab, Tarpit
 
@@ -95,7 +95,11 @@ async def test_a_restarted_sshd_is_read_again_at_the_next_probe(
     poller.start()
     try:
         for e in (entry, other_entry):
-            await until(lambda e=e: e.reading is not None and e.fault is None, "a first reading")
+
+            def first_reading(e: Entry = e) -> bool:
+                return e.reading is not None and e.fault is None
+
+            await until(first_reading, "a first reading")
         sshd.kill_all()  # the host goes away, its open connection with it
         # Into the backoff: after the third failed poll the next one is 2 * 2**3 = 16 s away.
         await until(lambda: len(faults) >= 3, "three failed polls")

@@ -431,7 +431,8 @@ async def test_psk_false_adds_no_preshared_key(wg_testbed: WgTestbed, lab: Lab) 
     runner = Runner(lab)
     t = target(wg_testbed)
     prepared = await runner.prepare(PeerAdd.create(t, lab, {"name": "nopsk", "psk": "false"}))
-    assert "preshared-key" not in prepared.plan.steps[0].argv
+    argv = prepared.plan.steps[0].argv
+    assert argv is not None and "preshared-key" not in argv
     result = await runner.run(prepared, "")
     assert result.ok, result.outcome.message
     assert "PresharedKey" not in str(result.outcome.details["secret_client_config"])

@@ -30,7 +30,8 @@ from tests.testbed.acme import TestCA, make_cert
 from tests.testbed.alertmanager import Alertmanager, free_port
 from tests.testbed.prometheus import prometheus_server
 from tests.testbed.receiver import Receiver
-from watch.service import STATE_FILE, STATUS_FILE, Watch, audit_log_of
+from watch.service import STATE_FILE, Watch, audit_log_of
+from watch.status import STATUS_FILE
 
 pytestmark = pytest.mark.testbed
 

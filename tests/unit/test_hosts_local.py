@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lab.config import Config, HealthConfig
-from lab.execute import LocalExecutor
+from lab.execute import CommandResult, LineSink, LocalExecutor
 from lab.health import host_findings
 from lab.hosts import (
     CpuTimes,
@@ -151,8 +152,22 @@ async def test_native_local_read_says_what_the_script_says() -> None:
 class _BrokenExecutor(LocalExecutor):
     """A host whose shell answers with nothing useful: a real command, a useless output."""
 
-    async def run(self, argv, **kw):  # type: ignore[no-untyped-def, override]
-        return await super().run(["sh", "-c", "echo 'not a host'"], **kw)
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        on_line: LineSink | None = None,
+    ) -> CommandResult:
+        return await super().run(
+            ["sh", "-c", "echo 'not a host'"],
+            timeout=timeout,
+            input=input,
+            env=env,
+            on_line=on_line,
+        )
 
 
 async def test_reader_turns_garbage_into_read_error() -> None:

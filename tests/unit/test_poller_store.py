@@ -20,6 +20,9 @@ class Sample:
     def metrics(self) -> dict[str, float]:
         return {"v": self.value}
 
+    def summary(self) -> str:
+        return f"v={self.value}"
+
 
 class ScriptedReader:
     """A reader whose polls follow a script: a number, "fail", or "hang"."""
@@ -135,12 +138,14 @@ async def test_failure_keeps_last_reading_and_since() -> None:
     entry = store.get(reader.key)
     assert entry is not None and entry.fault is not None
     first_since = entry.fault.since
-    assert entry.reading is not None and entry.reading.value == 5.0  # type: ignore[attr-defined]
+    assert isinstance(entry.reading, Sample) and entry.reading.value == 5.0
     assert not await poller.poll(reader)
     assert entry.fault.since == first_since and entry.fault.at > first_since
     assert entry.fault.what == "test unreachable" and "refused" in entry.fault.why
     assert await poller.poll(reader)
-    assert entry.fault is None
+    # a fresh look: mypy keeps `entry.fault` narrowed to a Fault across the awaited poll
+    recovered = store.get(reader.key)
+    assert recovered is entry and recovered.fault is None
     assert list(entry.history["v"]) == [5.0, 7.0]
 
 

@@ -27,8 +27,9 @@ from actions.base import (
 from actions.maintenance import canonical_host
 from actions.registry import register
 from lab.execute import Executor
-from lab.hosts import parse_unit_properties as parse_show
-from lab.hosts import unit_name
+from lab.hosts import parse_unit_properties, unit_name
+
+parse_show = parse_unit_properties  # verify reads the reader's own systemctl show parser
 
 PROPS = "Id,LoadState,ActiveState,SubState,MainPID,InvocationID"
 VERIFY_WITHIN = 30.0

@@ -17,8 +17,7 @@ from typing import Protocol, runtime_checkable
 # Ages and sizes as hlcon shows them (lab.units); compact_* are the names the readings' summaries
 # and lab.health have always used.
 from lab.units import age as compact_age
-from lab.units import duration
-from lab.units import size as compact_bytes
+from lab.units import duration, size
 
 
 def utcnow() -> datetime:
@@ -48,6 +47,8 @@ class Severity(IntEnum):
     def label(self) -> str:
         return self.name.lower()
 
+
+compact_bytes = size  # the sizes of every summary: lab.units' one IEC formatter
 
 Key = tuple[str, str]
 """(domain, target): ("host", "local"), ("containers", "local"), ("cert", "fufu.land") …"""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -32,3 +33,13 @@ def require_tools(*tools: str) -> None:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def end_process(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
+    """A server the testbed started: SIGTERM, then SIGKILL if it is still there after `grace` s."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

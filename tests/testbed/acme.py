@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.testbed import require, require_tools
+from tests.testbed import end_process, require, require_tools
 
 LEGO_DOMAIN = "lab.local"
 LEGO_EMAIL = "admin@lab.local"
@@ -366,12 +366,7 @@ class Pebble:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            end_process(self.proc)
         self.proc = None
 
     def root_ca(self) -> bytes:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.testbed import require_tools
+from tests.testbed import end_process, require_tools
 
 BINARY = "prometheus-alertmanager"
 CONFIG = """\
@@ -106,12 +106,7 @@ def alertmanager_server() -> Iterator[Alertmanager]:
         wait_http(f"http://127.0.0.1:{port}/-/ready", proc, log)
         yield Alertmanager(port, directory)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.testbed import require, require_tools
+from tests.testbed import end_process, require, require_tools
 
 ROOT = Path("/tmp/hlcon-testbed/podman")
 IMAGE = "localhost/busybox:latest"
@@ -220,12 +220,7 @@ def podman_service(session: str) -> Iterator[PodmanService]:
         # session's `rm` outlived its timeout and left containers and namespaces behind.
         with contextlib.suppress(Exception):
             podman(env, "rm", "--all", "--force", "--time", "0", timeout=120)
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
         log.close()
         with contextlib.suppress(Exception):
             podman(env, "system", "reset", "--force", timeout=120)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.testbed import require_tools
+from tests.testbed import end_process, require_tools
 from tests.testbed.alertmanager import free_port, wait_http
 
 BINARY = "prometheus"
@@ -80,12 +80,7 @@ def prometheus_server(targets: Sequence[str]) -> Iterator[Prometheus]:
         wait_http(f"http://127.0.0.1:{port}/-/ready", proc, log)
         yield Prometheus(port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc, grace=15)
         shutil.rmtree(directory, ignore_errors=True)
 
 
